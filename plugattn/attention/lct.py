@@ -1,0 +1,67 @@
+"""LCT: Linear Context Transform block.
+
+Ruan, Wen, Zheng, Zheng, "Linear Context Transform Block", AAAI 2020 (arXiv:1909.03834).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from einops import rearrange
+
+from .._validate import check_feature_map, check_int, check_positive_float
+from .registry import register_attention
+
+# einops cannot see torch.fx proxies: record rearrange as one opaque call so the module stays traceable
+torch.fx.wrap("rearrange")
+
+
+@register_attention(
+    "lct",
+    aliases=("linear_context_transform",),
+    paper="Ruan et al., Linear Context Transform Block",
+    venue="AAAI",
+    year=2020,
+)
+class LCT(nn.Module):
+    """Linear Context Transform (Ruan et al., AAAI 2020, Sec. 3).
+
+    Context aggregation: y = GAP(x). Normalisation: the C channels are split into G groups and each y_c is
+    standardised with the mean and (biased) variance of its group, y^_c = (y_c - mu_g) / sqrt(var_g + eps).
+    Linear transform: a_c = w_c * y^_c + b_c (per-channel, 2C parameters); output x * sigmoid(a).
+
+    Init w = 1, b = 0, as the reference implementation and like a GroupNorm affine (the paper text we could
+    check states no init), so the gate starts at sigmoid(y^), already input-dependent, not at a constant.
+    The variance is computed as mean((y - mu)^2) rather than the reference code's E[y^2] - mu^2, which is
+    the same value without the cancellation that can make it negative in low precision. Parameters: 2C.
+
+    Args:
+        channels: C, must be divisible by ``groups``.
+        groups: G, the number of channel groups.
+        eps: added to the group variance.
+
+    Example:
+        >>> LCT(64)(torch.randn(2, 64, 8, 8)).shape
+        torch.Size([2, 64, 8, 8])
+    """
+
+    def __init__(self, channels: int, groups: int = 8, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.channels = check_int("channels", channels)
+        self.groups = check_int("groups", groups)
+        self.eps = check_positive_float("eps", eps)
+        if channels % groups != 0:
+            raise ValueError(f"channels must be divisible by groups, got channels={channels}, groups={groups}")
+        self.w = nn.Parameter(torch.ones(channels))
+        self.b = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_feature_map(x, self.channels, "LCT")
+        pooled = x.mean(dim=(2, 3))  # (B, C, H, W) -> (B, C)
+        grouped = rearrange(pooled, "b (g n) -> b g n", g=self.groups)  # n = C / G channels per group
+        mean = grouped.mean(dim=-1, keepdim=True)  # (B, G, 1)
+        var = (grouped - mean).square().mean(dim=-1, keepdim=True)  # (B, G, 1)
+        normalised = (grouped - mean) / (var + self.eps).sqrt()
+        normalised = rearrange(normalised, "b g n -> b (g n) 1 1")  # (B, C, 1, 1)
+        weight = rearrange(self.w, "c -> 1 c 1 1")
+        bias = rearrange(self.b, "c -> 1 c 1 1")
+        return x * torch.sigmoid(weight * normalised + bias)

@@ -1,0 +1,73 @@
+"""SimAM: a simple, parameter-free attention module.
+
+Paper: Lingxiao Yang, Ru-Yuan Zhang, Lida Li, Xiaohua Xie, "SimAM: A Simple, Parameter-Free Attention
+Module for Convolutional Neural Networks", ICML 2021.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.fx
+import torch.nn as nn
+
+from .. import kernels
+from .._validate import check_feature_map, check_int, check_positive_float
+from .registry import register_attention
+
+
+def _neighbour_count(x: torch.Tensor) -> int:
+    """n = H·W − 1 (the number of *other* neurons in a channel), clamped to at least 1.
+
+    On a 1×1 map the paper's n is 0 and its variance estimate Σd / n is 0 / 0; every deviation d is
+    exactly 0 there, so clamping n to 1 gives variance 0, energy term 0.5 and y = x·σ(0.5).
+    Wrapped for ``torch.fx`` so tracing records this as one call instead of branching on a shape.
+    """
+    return max(x.shape[-2] * x.shape[-1] - 1, 1)
+
+
+torch.fx.wrap("_neighbour_count")
+
+
+@register_attention(
+    "simam",
+    aliases=("simam_module",),
+    paper="Yang, Zhang, Li, Xie: SimAM: A Simple, Parameter-Free Attention Module for CNNs",
+    venue="ICML",
+    year=2021,
+)
+class SimAM(nn.Module):
+    """SimAM (Yang et al., ICML 2021): parameter-free 3-D attention from a per-neuron energy.
+
+    For every channel of ``x`` with mean μ over its H·W neurons and n = H·W − 1 (Eq. 5 and the code in
+    Fig. 3 of the paper)::
+
+        d      = (x − μ)²
+        σ̂²     = Σ_HW d / n
+        E_inv  = d / (4 (σ̂² + λ)) + 0.5          # 1 / e_t*, the inverse minimal energy
+        y      = x · sigmoid(E_inv)
+
+    ``channels`` is optional (the module is channel-agnostic); when given it is checked against the input.
+    There are no parameters. On 1×1 maps n is clamped to 1 (see ``_neighbour_count``), so y = x·σ(0.5).
+
+    Example:
+        >>> m = SimAM(64)
+        >>> m(torch.randn(2, 64, 7, 5)).shape
+        torch.Size([2, 64, 7, 5])
+    """
+
+    def __init__(self, channels: Optional[int] = None, e_lambda: float = 1e-4) -> None:
+        super().__init__()
+        self.channels = None if channels is None else check_int("channels", channels)
+        self.e_lambda = check_positive_float("e_lambda", e_lambda)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_feature_map(x, self.channels, "SimAM")
+        # fused Triton kernel on CUDA, the PyTorch reference (the equations above) elsewhere
+        return kernels.simam(x, self.e_lambda)  # (B, C, H, W)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, e_lambda={self.e_lambda}"
+
+
+simam_module = SimAM
