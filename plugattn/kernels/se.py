@@ -1,0 +1,219 @@
+"""Squeeze-and-Excitation with Triton squeeze/scale kernels, forward and backward, and the PyTorch
+reference they must equal.
+
+Paper: Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018 (Eq. 2-4). With m = mean_hw(x)::
+
+    h = act(W1 m + b1)   (hidden,)      s = gate(W2 h + b2)   (C,)      y = x · s
+
+act ∈ {relu, silu}, gate ∈ {sigmoid, hardsigmoid}; W1 is (hidden, C) or the (hidden, C, 1, 1) weight
+of the 1×1 conv ``fc1`` (W2 likewise), b1/b2 may be ``None``.
+
+What runs where, and why. The excitation is a pair of tiny matrix-vector products per image
+(C ≤ 2048, hidden ≤ 512: at most ~2 MFLOP per image, (N, C) values in and out), so it runs as
+ordinary fp32 torch matmuls between two Triton streaming kernels instead of being fused:
+
+* forward: ``channel_sums`` (1 read of x) → excitation on (N, C) → ``channel_scale`` (1 read of x,
+  1 write of y). Byte traffic: two reads of x and one write, the two-read floor of an op whose
+  scale depends on a full reduction of its input. Fusing the excitation would not remove either
+  read (the scale needs every pixel of the image first), only one small launch.
+* backward: ``channel_sums`` over x and g (Σx for m, Σg·x for ∂s) in one pass → the excitation's
+  backward on (N, C) / (N, hidden) by hand (formulas below) → ``channel_scale`` again computing
+  dx = g·s + ∂m / HW (1 read of g, 1 write). Traffic: x and g read once, g once more, dx written:
+  4 tensor passes against a floor of 3.
+
+Backward of the excitation (δ = ∂L/∂(W2 h + b2), ε = ∂L/∂(W1 m + b1))::
+
+    δ = Σ_hw(g·x) · gate'(·)    ∂W2 = δᵀ h    ∂b2 = Σ_n δ
+    ε = (δ W2) · act'(·)        ∂W1 = εᵀ m    ∂b1 = Σ_n ε    ∂m = ε W1    ∂x = g·s + ∂m / HW
+
+No input is copied: the two Triton kernels read any strides (channels_last included) in place.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .._validate import check_choice
+from ._common import channel_scale, channel_sums, check_nchw, define_op, fx_leaf
+from .dispatch import resolve_backend
+
+ACTIVATIONS = ("relu", "silu")
+GATES = ("sigmoid", "hardsigmoid")
+
+
+# ----------------------------------------------------------------------------- reference
+def _activation(name: str, u: torch.Tensor) -> torch.Tensor:
+    return F.relu(u) if name == "relu" else F.silu(u)
+
+
+def _gate(name: str, u: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(u) if name == "sigmoid" else F.hardsigmoid(u)
+
+
+def se_reference(
+    x: torch.Tensor,
+    w1: torch.Tensor,
+    b1: Optional[torch.Tensor],
+    w2: torch.Tensor,
+    b2: Optional[torch.Tensor],
+    act: str = "relu",
+    gate: str = "sigmoid",
+) -> torch.Tensor:
+    """Plain differentiable PyTorch SE (any dtype/device; float64 gradcheck runs on it).
+
+    Example:
+        >>> x = torch.randn(2, 8, 3, 3)
+        >>> se_reference(x, torch.randn(2, 8), None, torch.randn(8, 2), None).shape
+        torch.Size([2, 8, 3, 3])
+    """
+    pooled = x.mean(dim=(2, 3))  # (N, C, H, W) -> (N, C)
+    hidden = _activation(act, F.linear(pooled, w1.reshape(w1.shape[0], -1), b1))  # (N, hidden)
+    scale = _gate(gate, F.linear(hidden, w2.reshape(w2.shape[0], -1), b2))  # (N, C)
+    return x * scale[:, :, None, None]
+
+
+# ----------------------------------------------------------------------------- excitation (fp32)
+def _excite(pooled: torch.Tensor, w1, b1, w2, b2, act: str, gate: str):
+    """(N, C) fp32 means -> (pre-activation, hidden, pre-gate, scale), all fp32."""
+    hidden_pre = F.linear(pooled, w1.reshape(w1.shape[0], -1).float(), None if b1 is None else b1.float())
+    hidden = _activation(act, hidden_pre)  # (N, hidden)
+    gate_pre = F.linear(hidden, w2.reshape(w2.shape[0], -1).float(), None if b2 is None else b2.float())
+    return hidden_pre, hidden, gate_pre, _gate(gate, gate_pre)  # ..., (N, C)
+
+
+def _activation_grad(name: str, u: torch.Tensor) -> torch.Tensor:
+    """d act(u) / du."""
+    if name == "relu":
+        return (u > 0).to(u.dtype)
+    sig = torch.sigmoid(u)
+    return sig * (1 + u * (1 - sig))
+
+
+def _gate_grad(name: str, u: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """d gate(u) / du given s = gate(u); hardsigmoid's slope is 1/6 strictly inside (−3, 3), as in torch."""
+    if name == "sigmoid":
+        return s * (1 - s)
+    return ((u > -3) & (u < 3)).to(u.dtype) / 6
+
+
+# ----------------------------------------------------------------------------- Triton path
+def _se_forward(x, w1, b1, w2, b2, act: str, gate: str) -> torch.Tensor:
+    sum_x, _ = channel_sums(x)  # pass 1 over x
+    pooled = sum_x / (x.shape[2] * x.shape[3])
+    scale = _excite(pooled, w1, b1, w2, b2, act, gate)[3]
+    return channel_scale(x, scale)  # pass 2 over x, the write of y
+
+
+def _se_backward(grad, x, w1, b1, w2, b2, act: str, gate: str):
+    hw = x.shape[2] * x.shape[3]
+    sum_x, sum_gx = channel_sums(x, grad)  # one pass over x and grad
+    pooled = sum_x / hw
+    hidden_pre, hidden, gate_pre, scale = _excite(pooled, w1, b1, w2, b2, act, gate)
+    w1_2d = w1.reshape(w1.shape[0], -1).float()
+    w2_2d = w2.reshape(w2.shape[0], -1).float()
+    grad_gate_pre = sum_gx * _gate_grad(gate, gate_pre, scale)  # (N, C)
+    grad_w2 = grad_gate_pre.t() @ hidden  # (C, hidden)
+    grad_hidden_pre = (grad_gate_pre @ w2_2d) * _activation_grad(act, hidden_pre)  # (N, hidden)
+    grad_w1 = grad_hidden_pre.t() @ pooled  # (hidden, C)
+    grad_pooled = grad_hidden_pre @ w1_2d  # (N, C)
+    grad_x = channel_scale(grad, scale, grad_pooled / hw)  # dx = g·s + ∂m / HW: second pass over grad
+    grad_b1 = grad_hidden_pre.sum(0).to(w1.dtype)
+    grad_b2 = grad_gate_pre.sum(0).to(w2.dtype)
+    return grad_x, grad_w1.reshape(w1.shape).to(w1.dtype), grad_b1, grad_w2.reshape(w2.shape).to(w2.dtype), grad_b2
+
+
+# ----------------------------------------------------------------------------- custom ops + autograd
+@define_op("se")
+def se_op(
+    x: torch.Tensor, w1: torch.Tensor, b1: Optional[torch.Tensor], w2: torch.Tensor, b2: Optional[torch.Tensor],
+    act: str, gate: str,
+) -> torch.Tensor:
+    """``torch.ops.plugattn.se``: Triton squeeze, fp32 excitation, Triton scale."""
+    return _se_forward(x, w1, b1, w2, b2, act, gate)
+
+
+@define_op("se_backward")
+def se_backward_op(
+    grad: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, b1: Optional[torch.Tensor], w2: torch.Tensor,
+    b2: Optional[torch.Tensor], act: str, gate: str,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``torch.ops.plugattn.se_backward``: (∂x, ∂w1, ∂b1, ∂w2, ∂b2); ∂b* are computed even when the
+    bias is ``None`` (then they are simply dropped)."""
+    return _se_backward(grad, x, w1, b1, w2, b2, act, gate)
+
+
+@se_op.register_fake
+def _se_fake(x, w1, b1, w2, b2, act, gate):
+    return torch.empty_like(x)
+
+
+@se_backward_op.register_fake
+def _se_backward_fake(grad, x, w1, b1, w2, b2, act, gate):
+    grad_b1 = w1.new_empty((w1.shape[0],))
+    grad_b2 = w2.new_empty((w2.shape[0],))
+    # dx is written by channel_scale over grad, so it takes grad's layout
+    return torch.empty_like(grad), torch.empty_like(w1), grad_b1, torch.empty_like(w2), grad_b2
+
+
+def _se_setup_context(ctx, inputs, output) -> None:
+    x, w1, b1, w2, b2, act, gate = inputs
+    ctx.save_for_backward(x, w1, b1, w2, b2)
+    ctx.act, ctx.gate = act, gate
+
+
+def _se_autograd_backward(ctx, grad: torch.Tensor):
+    x, w1, b1, w2, b2 = ctx.saved_tensors
+    grad_x, grad_w1, grad_b1, grad_w2, grad_b2 = se_backward_op(grad, x, w1, b1, w2, b2, ctx.act, ctx.gate)
+    grad_b1 = grad_b1 if b1 is not None else None
+    grad_b2 = grad_b2 if b2 is not None else None
+    return grad_x, grad_w1, grad_b1, grad_w2, grad_b2, None, None
+
+
+se_op.register_autograd(_se_autograd_backward, setup_context=_se_setup_context)
+
+
+# ----------------------------------------------------------------------------- functional API
+def _check_se_weights(x: torch.Tensor, w1, b1, w2, b2) -> None:
+    channels = x.shape[1]
+    hidden = w1.shape[0]
+    if w1.dim() not in (2, 4) or w1.numel() != hidden * channels:
+        raise ValueError(f"se: w1 must be (hidden, C={channels}) or (hidden, C, 1, 1), got shape {tuple(w1.shape)}")
+    if w2.dim() not in (2, 4) or w2.shape[0] != channels or w2.numel() != hidden * channels:
+        raise ValueError(f"se: w2 must be (C={channels}, hidden={hidden}) or (C, hidden, 1, 1), got shape {tuple(w2.shape)}")
+    if b1 is not None and tuple(b1.shape) != (hidden,):
+        raise ValueError(f"se: b1 must have shape ({hidden},) or be None, got shape {tuple(b1.shape)}")
+    if b2 is not None and tuple(b2.shape) != (channels,):
+        raise ValueError(f"se: b2 must have shape ({channels},) or be None, got shape {tuple(b2.shape)}")
+
+
+def se(
+    x: torch.Tensor,
+    w1: torch.Tensor,
+    b1: Optional[torch.Tensor],
+    w2: torch.Tensor,
+    b2: Optional[torch.Tensor],
+    act: str = "relu",
+    gate: str = "sigmoid",
+    backend: Optional[str] = None,
+) -> torch.Tensor:
+    """Squeeze-and-Excitation on (N, C, H, W) ``x``: Triton kernels or the PyTorch reference.
+
+    ``backend``: ``"auto"`` / ``"triton"`` / ``"torch"``, or ``None`` for the process default.
+
+    Example:
+        >>> x = torch.randn(2, 8, 4, 4)
+        >>> se(x, torch.randn(2, 8), torch.zeros(2), torch.randn(8, 2), torch.zeros(8), backend="torch").shape
+        torch.Size([2, 8, 4, 4])
+    """
+    traced = fx_leaf(se, (x, w1, b1, w2, b2), {"act": act, "gate": gate, "backend": backend})
+    if traced is not None:
+        return traced
+    check_nchw("se", x)
+    check_choice("act", act, ACTIVATIONS)
+    check_choice("gate", gate, GATES)
+    _check_se_weights(x, w1, b1, w2, b2)
+    if resolve_backend(x, backend, "se") == "triton":
+        return se_op(x, w1, b1, w2, b2, act, gate)
+    return se_reference(x, w1, b1, w2, b2, act, gate)

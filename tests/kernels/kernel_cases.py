@@ -1,0 +1,85 @@
+"""Shared helpers for the kernel equivalence tests (tests/kernels/test_*.py).
+
+Inputs are fresh random values (never zeros), in any of three layouts; every Triton result is compared
+with the PyTorch reference evaluated in float64 on the very same (rounded) values, with the project's
+relative-error tolerances (fp32 1e-5, fp16 1e-3, bf16 1e-2).
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import pytest
+import torch
+
+from plugattn.kernels import _common
+from plugattn.testing import assert_rel_close
+
+LAYOUTS = ("contiguous", "channels_last", "strided")
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+# Shapes small enough for Triton's interpreter: N = 1, C not a multiple of any block, H·W not a
+# power of two, 1×1 maps, a plane wider than one HW block.
+SHAPES = [(2, 5, 7, 9), (1, 3, 1, 1), (1, 37, 3, 5), (2, 6, 10, 11)]
+
+
+@pytest.fixture(autouse=True)
+def poison_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kernel output starts as NaN, so an element a kernel forgets to write fails the test."""
+    monkeypatch.setattr(_common, "POISON_OUTPUTS", True)
+
+
+def make_feature_map(shape: Sequence[int], dtype: torch.dtype, layout: str, seed: int = 0) -> torch.Tensor:
+    """Random (N, C, H, W) values (mean 0.3, std 1.5, never zero) in the requested memory layout.
+
+    ``strided`` is a view into a larger buffer whose H and W strides do not collapse into one axis.
+    """
+    n, c, h, w = shape
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.randn(n, c, h, w, generator=generator, dtype=torch.float64) * 1.5 + 0.3
+    values = values.to(dtype)
+    if layout == "contiguous":
+        return values.contiguous()
+    if layout == "channels_last":
+        return values.contiguous(memory_format=torch.channels_last)
+    if layout == "strided":
+        buffer = torch.full((n, 2 * c, h + 1, w + 3), float("nan"), dtype=dtype)
+        view = buffer[:, ::2, 1:, 2 : w + 2]  # padding around it is NaN: reading it fails the test
+        view.copy_(values)
+        return view
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def random_like(t: torch.Tensor, seed: int, scale: float = 1.0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(t.shape, generator=generator, dtype=torch.float64) * scale + 0.1).to(t.dtype)
+
+
+def compare_with_float64(
+    triton_fn: Callable[..., torch.Tensor],
+    reference_fn: Callable[..., torch.Tensor],
+    inputs: List[Optional[torch.Tensor]],
+    grad_seed: int = 123,
+) -> None:
+    """Run ``triton_fn(*inputs)`` and ``reference_fn`` on float64 copies of the same values; assert the
+    output and the gradient of every input that is not ``None`` are within the tolerance of its dtype."""
+    ours = [t.detach().requires_grad_(True) if t is not None else None for t in inputs]
+    exact = [t.detach().to(torch.float64).requires_grad_(True) if t is not None else None for t in inputs]
+    y = triton_fn(*ours)
+    y_exact = reference_fn(*exact)
+    assert y.dtype == inputs[0].dtype and y.shape == inputs[0].shape
+    if inputs[0].is_contiguous(memory_format=torch.channels_last) or inputs[0].is_contiguous():
+        assert y.stride() == inputs[0].stride(), "the output must keep a dense input's memory layout"
+    assert_rel_close(y, y_exact, what="output")
+    grad = random_like(y, grad_seed)
+    y.backward(grad)
+    y_exact.backward(grad.to(torch.float64))
+    for index, (a, b) in enumerate(zip(ours, exact)):
+        if a is None:
+            continue
+        assert a.grad is not None, f"input {index} got no gradient"
+        assert a.grad.dtype == a.dtype and a.grad.shape == a.shape
+        assert_rel_close(a.grad, b.grad, dtype=a.dtype, what=f"gradient of input {index}")
+
+
+def case_id(shape: Tuple[int, ...], dtype: torch.dtype, layout: str) -> str:
+    return f"{'x'.join(map(str, shape))}-{str(dtype).replace('torch.', '')}-{layout}"

@@ -1,0 +1,138 @@
+"""ECA kernels (plugattn/kernels/eca.py): fused Triton forward/backward against the PyTorch reference,
+the reference against float64, dispatch, torch.library registration, FX / compile / export."""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kernel_cases import DTYPES, LAYOUTS, SHAPES, case_id, compare_with_float64, make_feature_map, poison_outputs, random_like  # noqa: F401
+
+from plugattn import kernels
+from plugattn.testing import assert_rel_close
+
+# plugattn.kernels.eca is the function; the file holding it is reached through importlib
+eca_file = importlib.import_module("plugattn.kernels.eca")
+
+CASES = [(s, d, l) for s in SHAPES for d in DTYPES for l in LAYOUTS if d == torch.float32 or s == SHAPES[0]]
+
+
+def conv_weight(k: int, dtype: torch.dtype, seed: int = 7) -> torch.Tensor:
+    return random_like(torch.empty(1, 1, k, dtype=dtype), seed, scale=1.0)
+
+
+@pytest.mark.parametrize("shape,dtype,layout", CASES, ids=[case_id(*c) for c in CASES])
+def test_triton_matches_reference(shape, dtype, layout):
+    x = make_feature_map(shape, dtype, layout)
+    compare_with_float64(
+        lambda t, w: kernels.eca(t, w, backend="triton"), eca_file.eca_reference, [x, conv_weight(3, dtype)]
+    )
+
+
+@pytest.mark.parametrize("k", [1, 5, 9])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_several_channel_blocks_and_kernel_sizes(monkeypatch, k, layout):
+    """With at most 32 channels (owned + halo) per program, 37 channels span several blocks, so the
+    halo exchange between neighbouring blocks is exercised (backward halo 2·(k // 2) = 8 at k = 9)."""
+    monkeypatch.setattr(eca_file, "MAX_EXT", 32)
+    x = make_feature_map((2, 37, 3, 4), torch.float32, layout, seed=k)
+    compare_with_float64(
+        lambda t, w: kernels.eca(t, w, backend="triton"), eca_file.eca_reference, [x, conv_weight(k, torch.float32)]
+    )
+
+
+def test_reference_matches_float64_and_gradcheck():
+    x = make_feature_map((2, 9, 3, 4), torch.float64, "contiguous", seed=1)
+    w = conv_weight(5, torch.float64)
+    assert_rel_close(eca_file.eca_reference(x.float(), w.float()), eca_file.eca_reference(x, w), dtype=torch.float32)
+    inputs = (x.requires_grad_(True), w.requires_grad_(True))
+    assert torch.autograd.gradcheck(lambda t, v: kernels.eca(t, v, backend="torch"), inputs)
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    n=st.integers(1, 2), c=st.integers(1, 40), h=st.integers(1, 6), w=st.integers(1, 6),
+    k=st.sampled_from([1, 3, 5, 7]), layout=st.sampled_from(LAYOUTS),
+)
+def test_fuzz_shapes(n, c, h, w, k, layout):
+    x = make_feature_map((n, c, h, w), torch.float32, layout, seed=n * 1000 + c * 100 + h * 10 + w)
+    compare_with_float64(
+        lambda t, v: kernels.eca(t, v, backend="triton"), eca_file.eca_reference, [x, conv_weight(k, torch.float32)]
+    )
+
+
+def test_dispatch_and_bad_weight(monkeypatch):
+    x = make_feature_map((1, 4, 3, 3), torch.float32, "contiguous")
+    w = conv_weight(3, torch.float32)
+    calls = []
+    monkeypatch.setattr(eca_file, "eca_op", lambda t, v: calls.append(1) or eca_file.eca_reference(t, v))
+    kernels.eca(x, w)  # process default "auto", CPU tensor: PyTorch
+    assert calls == []
+    kernels.eca(x, w, backend="triton")
+    assert calls == [1]
+    with pytest.raises(ValueError, match=r"weight must be .*\(1, 1, k\)"):
+        kernels.eca(x, torch.randn(1, 1, 4), backend="torch")
+
+
+def test_opcheck():
+    x = make_feature_map((1, 5, 3, 4), torch.float32, "channels_last")
+    w = conv_weight(3, torch.float32)
+    torch.library.opcheck(eca_file.eca_op, (x.requires_grad_(True), w.requires_grad_(True)))
+    torch.library.opcheck(eca_file.eca_backward_op, (torch.randn(1, 5, 3, 4) + 0.1, x.detach(), w.detach()))
+
+
+class _UsesECA(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(conv_weight(3, torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return kernels.eca(x, self.weight, backend="triton")
+
+
+def test_fx_symbolic_trace():
+    module = _UsesECA()
+    graph_module = torch.fx.symbolic_trace(module)
+    assert any(node.op == "call_function" and node.target is kernels.eca for node in graph_module.graph.nodes)
+    x = make_feature_map((1, 6, 4, 4), torch.float32, "contiguous")
+    assert_rel_close(graph_module(x), module(x))
+
+
+def test_torch_compile_matches_eager():
+    module = _UsesECA()
+    compiled = torch.compile(module, fullgraph=True)
+    x = make_feature_map((2, 6, 4, 5), torch.float32, "contiguous").requires_grad_(True)
+    x_compiled = x.detach().clone().requires_grad_(True)
+    eager = module(x)
+    eager_weight_grad = torch.autograd.grad(eager, (x, module.weight), torch.ones_like(eager) * 0.7)
+    out = compiled(x_compiled)
+    compiled_grads = torch.autograd.grad(out, (x_compiled, module.weight), torch.ones_like(out) * 0.7)
+    assert_rel_close(out, eager)
+    for a, b in zip(compiled_grads, eager_weight_grad):
+        assert_rel_close(a, b, what="gradient")
+
+
+def test_torch_export():
+    x = make_feature_map((1, 6, 4, 5), torch.float32, "contiguous")
+    module = _UsesECA()
+    exported = torch.export.export(module, (x,))
+    assert any(node.target is torch.ops.plugattn.eca.default for node in exported.graph.nodes)
+    assert_rel_close(exported.module()(x), module(x))
+
+
+def test_module_dispatches_to_the_kernel(monkeypatch):
+    """ECALayer runs the Triton op under backend 'triton' and the reference under 'auto' on CPU."""
+    from plugattn.attention import ECALayer
+
+    module = ECALayer(12)
+    x = make_feature_map((2, 12, 4, 3), torch.float32, "channels_last")
+    calls = []
+    real_op = eca_file.eca_op
+    monkeypatch.setattr(eca_file, "eca_op", lambda t, v: calls.append(1) or real_op(t, v))
+    reference = module(x)
+    assert calls == []
+    with kernels.use_backend("triton"):
+        assert_rel_close(module(x), reference)
+    assert calls == [1]

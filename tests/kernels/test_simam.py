@@ -1,0 +1,139 @@
+"""SimAM kernels (plugattn/kernels/simam.py): Triton forward/backward against the PyTorch reference,
+the reference against float64, dispatch, torch.library registration, FX / compile / export."""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kernel_cases import DTYPES, LAYOUTS, SHAPES, case_id, compare_with_float64, make_feature_map, poison_outputs  # noqa: F401
+
+from plugattn import kernels
+from plugattn.testing import assert_rel_close
+
+# plugattn.kernels.simam is the function; the file holding it is reached through importlib
+simam_file = importlib.import_module("plugattn.kernels.simam")
+
+CASES = [(s, d, l) for s in SHAPES for d in DTYPES for l in LAYOUTS if d == torch.float32 or s == SHAPES[0]]
+
+
+@pytest.mark.parametrize("shape,dtype,layout", CASES, ids=[case_id(*c) for c in CASES])
+def test_triton_matches_reference(shape, dtype, layout):
+    x = make_feature_map(shape, dtype, layout)
+    compare_with_float64(
+        lambda t: kernels.simam(t, e_lambda=1e-4, backend="triton"),
+        lambda t: simam_file.simam_reference(t, 1e-4),
+        [x],
+    )
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_looped_variant_for_large_planes(monkeypatch, layout):
+    """Planes above MAX_REGISTER_HW take the streaming (Welford + write) kernels; shrink the limit
+    so a tiny plane exercises them, across several HW chunks."""
+    monkeypatch.setattr(simam_file, "MAX_REGISTER_HW", 16)
+    x = make_feature_map((2, 3, 9, 10), torch.float32, layout, seed=3)
+    compare_with_float64(lambda t: kernels.simam(t, backend="triton"), simam_file.simam_reference, [x])
+
+
+def test_reference_matches_float64_and_gradcheck():
+    x = make_feature_map((2, 4, 5, 6), torch.float64, "contiguous", seed=1)
+    assert_rel_close(simam_file.simam_reference(x.float()), simam_file.simam_reference(x), dtype=torch.float32)
+    assert torch.autograd.gradcheck(lambda t: kernels.simam(t, 0.1, backend="torch"), (x.requires_grad_(True),))
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    n=st.integers(1, 2), c=st.integers(1, 9), h=st.integers(1, 8), w=st.integers(1, 8),
+    layout=st.sampled_from(LAYOUTS), e_lambda=st.sampled_from([1e-4, 0.3]),
+)
+def test_fuzz_shapes(n, c, h, w, layout, e_lambda):
+    x = make_feature_map((n, c, h, w), torch.float32, layout, seed=n * 1000 + c * 100 + h * 10 + w)
+    compare_with_float64(
+        lambda t: kernels.simam(t, e_lambda, backend="triton"), lambda t: simam_file.simam_reference(t, e_lambda), [x]
+    )
+
+
+def test_dispatch(monkeypatch):
+    x = make_feature_map((1, 2, 3, 3), torch.float32, "contiguous")
+    calls = []
+    monkeypatch.setattr(simam_file, "simam_op", lambda t, lam: calls.append(lam) or simam_file.simam_reference(t, lam))
+    kernels.simam(x, backend="auto")  # CPU tensor: auto means PyTorch
+    kernels.simam(x, backend="torch")
+    assert calls == []
+    kernels.simam(x, backend="triton")
+    with kernels.use_backend("triton"):
+        kernels.simam(x)
+    assert calls == [1e-4, 1e-4]
+    with pytest.raises(RuntimeError, match="dtypes"):
+        kernels.simam(x.double(), backend="triton")
+    with pytest.raises(ValueError, match="backend"):
+        kernels.simam(x, backend="cuda")
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        kernels.simam(x[0], backend="torch")
+
+
+def test_opcheck():
+    x = make_feature_map((1, 3, 4, 5), torch.float32, "channels_last")
+    torch.library.opcheck(simam_file.simam_op, (x.requires_grad_(True), 1e-4))
+    torch.library.opcheck(simam_file.simam_backward_op, (torch.randn(1, 3, 4, 5) + 0.1, x.detach(), 1e-4))
+
+
+class _UsesSimAM(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return kernels.simam(x, 1e-4, backend="triton")
+
+
+def test_fx_symbolic_trace():
+    graph_module = torch.fx.symbolic_trace(_UsesSimAM())
+    assert any(node.op == "call_function" and node.target is kernels.simam for node in graph_module.graph.nodes)
+    x = make_feature_map((1, 3, 4, 4), torch.float32, "contiguous")
+    assert_rel_close(graph_module(x), _UsesSimAM()(x))
+
+
+def test_torch_compile_matches_eager():
+    module = _UsesSimAM()
+    compiled = torch.compile(module, fullgraph=True)
+    x = make_feature_map((2, 3, 4, 5), torch.float32, "contiguous").requires_grad_(True)
+    x_compiled = x.detach().clone().requires_grad_(True)
+    eager, out = module(x), compiled(x_compiled)
+    assert_rel_close(out, eager)
+    grad = torch.randn_like(x) + 0.1
+    eager.backward(grad)
+    out.backward(grad)
+    assert_rel_close(x_compiled.grad, x.grad)
+
+
+def test_torch_export():
+    x = make_feature_map((1, 3, 4, 5), torch.float32, "contiguous")
+    exported = torch.export.export(_UsesSimAM(), (x,))
+    assert any(node.target is torch.ops.plugattn.simam.default for node in exported.graph.nodes)
+    assert_rel_close(exported.module()(x), _UsesSimAM()(x))
+
+
+def test_benchmark_script_runs_on_cpu():
+    """``python -m bench.kernels --device cpu --quick`` path: rows for every op and pass, sane values."""
+    from bench.kernels import format_table, run_benchmarks
+
+    rows = run_benchmarks(["simam", "eca", "se"], ["fp32"], "cpu", [(1, 8, 3, 5)], compile=False, quick=True)
+    assert [(r["op"], r["pass"]) for r in rows] == [(op, p) for op in ("simam", "eca", "se") for p in ("fwd", "fwd+bwd")]
+    assert all(r["plugattn_ms"] > 0 and r["eager_ms"] > 0 and r["backend"] == "torch" for r in rows)
+    assert format_table(rows).count("\n") == len(rows) + 1
+
+
+def test_module_dispatches_to_the_kernel(monkeypatch):
+    """SimAM (the module) runs the Triton op under backend 'triton' and the reference under 'auto' on CPU."""
+    from plugattn.attention import SimAM
+
+    module = SimAM(5)
+    x = make_feature_map((2, 5, 4, 3), torch.float32, "contiguous")
+    calls = []
+    real_op = simam_file.simam_op
+    monkeypatch.setattr(simam_file, "simam_op", lambda t, lam: calls.append(lam) or real_op(t, lam))
+    reference = module(x)
+    assert calls == []
+    with kernels.use_backend("triton"):
+        assert_rel_close(module(x), reference)
+    assert calls == [1e-4]
