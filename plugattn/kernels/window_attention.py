@@ -1,0 +1,579 @@
+"""Fused (shifted) window attention of the Swin Transformer: Triton kernels, launchers, the PyTorch
+reference and the autograd / ``torch.library`` wiring, in one file (Liger-kernel style).
+
+Paper: Liu, Lin, Cao, Hu, Wei, Zhang, Lin, Guo, "Swin Transformer: Hierarchical Vision Transformer
+using Shifted Windows", ICCV 2021. Eq. (4): for every window and head,
+
+    Attention(Q, K, V) = SoftMax(Q·Kᵀ/√d + B) · V,
+
+with B gathered from the relative position bias table B̂ of shape ((2M−1)², heads) by the
+relative offset of the two tokens (Sec. 3.2), and, for the shifted configuration (SW-MSA, Sec. 3.2
+"Efficient batch computation for shifted configuration"), a cyclic shift of the map by
+``shift_size`` towards the top-left plus a mask M that stops tokens from different sub-windows
+of a merged window attending to each other.
+
+**Mask convention.** As in the official code and timm, M is −100 (not −inf) between tokens of
+different regions and 0 within a region; softmax turns −100 into e^−100 ≈ 0, and a row is never
+fully masked, so no NaN can arise. The regions are the 3×3 slices
+``[0, Hp−M), [Hp−M, Hp−s), [Hp−s, Hp)`` (same for the width) of the padded, shifted map.
+
+**Padding convention (timm's).** When H or W is not a multiple of the window M, the map is
+cyclically shifted over its real H×W extent first and then zero-padded at the bottom/right to
+Hp×Wp; the padded tokens enter the attention with q = k = v = 0 (so they are keys whose logit is
+just B + M, values 0), and their outputs are dropped. This is exactly timm's
+``SwinTransformerBlock`` on a map padded before the qkv projection when qkv has no bias.
+
+**What is fused.** The Triton forward computes, per (window, head) program, the source pixel of
+each window slot by index arithmetic (cyclic shift + window partition + padding, no copy), loads
+q/k/v through their strides (views of one qkv tensor are fine), gathers B from the table, builds
+M from the slot coordinates, does softmax(q·kᵀ·scale + B + M)·v in fp32 on chip and stores the
+result straight at the source pixel (reverse partition + reverse shift). One window (≤ 12×12 =
+144 tokens, padded to a power of two) and a head dim ≤ 64 fit in registers, so no online softmax
+is needed. The backward recomputes P and gives dq, dk, dv and the gradient of the bias table:
+each program sums dS = P∘(dP − rowsum(P∘dP)) over a few windows, one atomic add per program into
+a (heads, N, N) buffer, and a second kernel folds that buffer into the ((2M−1)², heads) table
+gradient with a deterministic one-hot reduction.
+
+Public entry point: :func:`window_attention` (dispatches through
+:func:`plugattn.kernels.dispatch.resolve_backend`); the PyTorch reference is
+:func:`window_attention_reference`; the custom ops are ``torch.ops.plugattn.window_attention``
+and ``torch.ops.plugattn.window_attention_backward``.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from .dispatch import get_backend, interpreter_enabled, resolve_backend, triton_available
+
+MASK_VALUE = -100.0  # Swin's value for cross-region pairs (official code and timm)
+MAX_TRITON_WINDOW = 12  # window tokens 144 -> padded to 256 on chip
+MAX_TRITON_HEAD_DIM = 64
+
+__all__ = [
+    "MASK_VALUE",
+    "window_attention",
+    "window_attention_reference",
+    "relative_position_index",
+    "shifted_window_mask",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks
+# ---------------------------------------------------------------------------------------------
+def _check_arguments(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor, window_size: int, shift_size: int
+) -> None:
+    if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
+        raise ValueError(f"window_size must be an integer >= 1, got {window_size!r}")
+    if isinstance(shift_size, bool) or not isinstance(shift_size, int) or not 0 <= shift_size < window_size:
+        raise ValueError(f"shift_size must be an integer in [0, window_size={window_size}), got {shift_size!r}")
+    if q.dim() != 5:
+        raise ValueError(f"q must have shape (B, H, W, heads, head_dim), got shape {tuple(q.shape)}")
+    for name, t in (("k", k), ("v", v)):
+        if t.shape != q.shape:
+            raise ValueError(f"{name} must have the shape of q {tuple(q.shape)}, got {tuple(t.shape)}")
+        if t.dtype != q.dtype or t.device != q.device:
+            raise ValueError(f"{name} must match q's dtype/device ({q.dtype}, {q.device}), got ({t.dtype}, {t.device})")
+    heads = q.shape[3]
+    expected = ((2 * window_size - 1) ** 2, heads)
+    if tuple(table.shape) != expected:
+        raise ValueError(
+            f"rel_pos_bias must be the ((2*window_size-1)**2, heads) = {expected} table, got shape {tuple(table.shape)}"
+        )
+    if table.device != q.device:
+        raise ValueError(f"rel_pos_bias must be on q's device {q.device}, got {table.device}")
+
+
+def _triton_unsupported_reason(q: torch.Tensor, window_size: int) -> Optional[str]:
+    if window_size > MAX_TRITON_WINDOW:
+        return f"window_size {window_size} > {MAX_TRITON_WINDOW}"
+    if q.shape[-1] > MAX_TRITON_HEAD_DIM:
+        return f"head_dim {q.shape[-1]} > {MAX_TRITON_HEAD_DIM}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch reference (plain differentiable PyTorch; also the CPU path of the modules)
+# ---------------------------------------------------------------------------------------------
+_CACHE: Dict[tuple, torch.Tensor] = {}
+
+
+def _cached(key: tuple, build):
+    # Eager calls reuse the index/mask (as timm keeps them in buffers); under torch.compile the
+    # builders are traced instead, so the compiled graph needs no Python-side state.
+    if torch.compiler.is_compiling():
+        return build()
+    if key not in _CACHE:
+        _CACHE[key] = build()
+    return _CACHE[key]
+
+
+def relative_position_index(window_size: int, device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    """(N, N) long index into the ((2M−1)², heads) bias table, N = M² (Swin Sec. 3.2).
+
+    Token t sits at (t // M, t % M); the pair (t1, t2) uses row
+    (r1 − r2 + M − 1)·(2M − 1) + (c1 − c2 + M − 1).
+
+    Example:
+        >>> relative_position_index(2).tolist()
+        [[4, 3, 1, 0], [5, 4, 2, 1], [7, 6, 4, 3], [8, 7, 5, 4]]
+    """
+
+    def build() -> torch.Tensor:
+        rows, cols = torch.meshgrid(
+            torch.arange(window_size, device=device), torch.arange(window_size, device=device), indexing="ij"
+        )
+        rows, cols = rows.flatten(), cols.flatten()  # (N,)
+        d_row = rows[:, None] - rows[None, :] + window_size - 1  # (N, N)
+        d_col = cols[:, None] - cols[None, :] + window_size - 1
+        return d_row * (2 * window_size - 1) + d_col
+
+    return _cached(("index", window_size, str(device)), build)
+
+
+def shifted_window_mask(
+    padded_h: int, padded_w: int, window_size: int, shift_size: int, device: torch.device = torch.device("cpu")
+) -> torch.Tensor:
+    """(nWh·nWw, N, N) additive SW-MSA mask on the padded map: −100 across regions, 0 within.
+
+    Example:
+        >>> shifted_window_mask(4, 4, 2, 1).shape
+        torch.Size([4, 4, 4])
+    """
+
+    def build() -> torch.Tensor:
+        region = torch.zeros(padded_h, padded_w, device=device)
+        bounds_h = (0, padded_h - window_size, padded_h - shift_size, padded_h)
+        bounds_w = (0, padded_w - window_size, padded_w - shift_size, padded_w)
+        for a in range(3):
+            for b in range(3):
+                region[bounds_h[a] : bounds_h[a + 1], bounds_w[b] : bounds_w[b + 1]] = 3 * a + b
+        # (Hp, Wp) -> (nW, N)
+        region = rearrange(region, "(nh m1) (nw m2) -> (nh nw) (m1 m2)", m1=window_size, m2=window_size)
+        cross = region[:, :, None] != region[:, None, :]  # (nW, N, N)
+        return cross.float() * MASK_VALUE
+
+    return _cached(("mask", padded_h, padded_w, window_size, shift_size, str(device)), build)
+
+
+def window_attention_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rel_pos_bias: torch.Tensor,
+    window_size: int,
+    shift_size: int = 0,
+    scale: Optional[float] = None,
+) -> torch.Tensor:
+    """Swin (S)W-MSA in separate PyTorch passes: shift, pad, partition, q·kᵀ·scale + B + M,
+    softmax, ·v, reverse partition, crop, reverse shift. Computes in the dtype of q.
+
+    q, k, v: (B, H, W, heads, head_dim); rel_pos_bias: ((2M−1)², heads). Returns (B, H, W, heads, head_dim).
+
+    Example:
+        >>> q = torch.randn(1, 5, 6, 2, 4)
+        >>> window_attention_reference(q, q, q, torch.zeros(9, 2), 2, 1).shape
+        torch.Size([1, 5, 6, 2, 4])
+    """
+    _check_arguments(q, k, v, rel_pos_bias, window_size, shift_size)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    _, height, width, _, _ = q.shape
+    m = window_size
+    pad_h, pad_w = (-height) % m, (-width) % m
+
+    def to_windows(t: torch.Tensor) -> torch.Tensor:
+        if shift_size:  # timm order: roll the real map, then pad
+            t = torch.roll(t, shifts=(-shift_size, -shift_size), dims=(1, 2))
+        t = F.pad(t, (0, 0, 0, 0, 0, pad_w, 0, pad_h))  # (B, Hp, Wp, heads, D)
+        return rearrange(t, "b (nh m1) (nw m2) n d -> b (nh nw) n (m1 m2) d", m1=m, m2=m)
+
+    qw, kw, vw = to_windows(q), to_windows(k), to_windows(v)  # (B, nW, heads, N, D)
+    attn = (qw * scale) @ kw.transpose(-1, -2)  # (B, nW, heads, N, N)
+    index = relative_position_index(m, q.device)
+    bias = rearrange(rel_pos_bias[index], "n1 n2 h -> h n1 n2").to(attn.dtype)  # (heads, N, N)
+    attn = attn + bias
+    if shift_size:
+        mask = shifted_window_mask(height + pad_h, width + pad_w, m, shift_size, q.device)  # (nW, N, N)
+        attn = attn + mask[:, None].to(attn.dtype)
+    out = attn.softmax(dim=-1) @ vw  # (B, nW, heads, N, D)
+    out = rearrange(out, "b (nh nw) n (m1 m2) d -> b (nh m1) (nw m2) n d", nh=(height + pad_h) // m, m1=m, m2=m)
+    out = out[:, :height, :width]
+    if shift_size:
+        out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Triton kernels
+# ---------------------------------------------------------------------------------------------
+if triton_available():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def _dot(a, b, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
+        """a @ b with fp32 accumulation; UPCAST works around the interpreter's broken bf16 tl.dot
+        (the operands are exact bf16 values, so fp32 "ieee" gives what bf16 tensor cores give)."""
+        if UPCAST:
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        return tl.dot(a, b, input_precision=PRECISION)
+
+    @triton.jit
+    def _window_slots(window, height, width, n_win_w, WINDOW: tl.constexpr, SHIFT: tl.constexpr, N_PAD: tl.constexpr):
+        """Slot t of window ``window`` -> (row in window, col in window, source row, source col, slot is real)."""
+        slot = tl.arange(0, N_PAD)
+        row_in_win = slot // WINDOW
+        col_in_win = slot % WINDOW
+        # position in the shifted, padded frame
+        row = (window // n_win_w) * WINDOW + row_in_win
+        col = (window % n_win_w) * WINDOW + col_in_win
+        real = (slot < WINDOW * WINDOW) & (row < height) & (col < width)
+        # timm order: the real map is rolled by -SHIFT, so shifted row r reads source row (r + SHIFT) mod H
+        src_row = (row + SHIFT) % height
+        src_col = (col + SHIFT) % width
+        return row_in_win, col_in_win, row, col, real, src_row, src_col
+
+    @triton.jit
+    def _bias_and_mask(
+        table_ptr, stride_tab_e, stride_tab_h, head, row_in_win, col_in_win, row, col, padded_h, padded_w,
+        WINDOW: tl.constexpr, SHIFT: tl.constexpr, N_PAD: tl.constexpr,
+    ):
+        """(N_PAD, N_PAD) fp32: gathered relative position bias + SW-MSA mask; -inf on padding columns."""
+        slot = tl.arange(0, N_PAD)
+        in_window = slot < WINDOW * WINDOW
+        pair = in_window[:, None] & in_window[None, :]
+        index = (row_in_win[:, None] - row_in_win[None, :] + WINDOW - 1) * (2 * WINDOW - 1) + (
+            col_in_win[:, None] - col_in_win[None, :] + WINDOW - 1
+        )
+        bias = tl.load(table_ptr + index * stride_tab_e + head * stride_tab_h, mask=pair, other=0.0).to(tl.float32)
+        if SHIFT > 0:
+            region_h = tl.where(row < padded_h - WINDOW, 0, tl.where(row < padded_h - SHIFT, 1, 2))
+            region_w = tl.where(col < padded_w - WINDOW, 0, tl.where(col < padded_w - SHIFT, 1, 2))
+            region = region_h * 3 + region_w
+            bias = tl.where(region[:, None] != region[None, :], bias + -100.0, bias)
+        # slots beyond the M*M window tokens (power-of-two padding) never receive weight
+        return tl.where(in_window[None, :], bias, float("-inf"))
+
+    @triton.jit
+    def _window_attention_fwd_kernel(
+        q_ptr, k_ptr, v_ptr, table_ptr, out_ptr,
+        stride_qb, stride_qh, stride_qw, stride_qn, stride_qd,
+        stride_kb, stride_kh, stride_kw, stride_kn, stride_kd,
+        stride_vb, stride_vh, stride_vw, stride_vn, stride_vd,
+        stride_ob, stride_oh, stride_ow, stride_on, stride_od,
+        stride_tab_e, stride_tab_h,
+        height, width, n_win_h, n_win_w, head_dim, scale,
+        WINDOW: tl.constexpr, SHIFT: tl.constexpr, N_PAD: tl.constexpr, D_PAD: tl.constexpr,
+        PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    ):
+        pid_window = tl.program_id(0)  # over B * nWh * nWw
+        head = tl.program_id(1)
+        windows_per_image = n_win_h * n_win_w
+        batch = (pid_window // windows_per_image).to(tl.int64)
+        window = pid_window % windows_per_image
+        row_in_win, col_in_win, row, col, real, src_row, src_col = _window_slots(
+            window, height, width, n_win_w, WINDOW, SHIFT, N_PAD
+        )
+        dims = tl.arange(0, D_PAD)
+        tile_mask = real[:, None] & (dims < head_dim)[None, :]
+        q_off = batch * stride_qb + src_row * stride_qh + src_col * stride_qw + head * stride_qn
+        k_off = batch * stride_kb + src_row * stride_kh + src_col * stride_kw + head * stride_kn
+        v_off = batch * stride_vb + src_row * stride_vh + src_col * stride_vw + head * stride_vn
+        q = tl.load(q_ptr + q_off[:, None] + dims[None, :] * stride_qd, mask=tile_mask, other=0.0)
+        k = tl.load(k_ptr + k_off[:, None] + dims[None, :] * stride_kd, mask=tile_mask, other=0.0)
+        v = tl.load(v_ptr + v_off[:, None] + dims[None, :] * stride_vd, mask=tile_mask, other=0.0)
+
+        scores = _dot(q, tl.trans(k), PRECISION, UPCAST) * scale  # (N_PAD, N_PAD) fp32
+        scores += _bias_and_mask(
+            table_ptr, stride_tab_e, stride_tab_h, head, row_in_win, col_in_win, row, col,
+            n_win_h * WINDOW, n_win_w * WINDOW, WINDOW, SHIFT, N_PAD,
+        )
+        scores = scores - tl.max(scores, axis=1)[:, None]
+        probs = tl.exp(scores)
+        probs = probs / tl.sum(probs, axis=1)[:, None]
+        out = _dot(probs.to(v.dtype), v, PRECISION, UPCAST)  # (N_PAD, D_PAD) fp32
+
+        o_off = batch * stride_ob + src_row * stride_oh + src_col * stride_ow + head * stride_on
+        tl.store(out_ptr + o_off[:, None] + dims[None, :] * stride_od, out.to(out_ptr.dtype.element_ty), mask=tile_mask)
+
+    @triton.jit
+    def _window_attention_bwd_kernel(
+        q_ptr, k_ptr, v_ptr, table_ptr, dout_ptr, dq_ptr, dk_ptr, dv_ptr, dscore_ptr,
+        stride_qb, stride_qh, stride_qw, stride_qn, stride_qd,
+        stride_kb, stride_kh, stride_kw, stride_kn, stride_kd,
+        stride_vb, stride_vh, stride_vw, stride_vn, stride_vd,
+        stride_gb, stride_gh, stride_gw, stride_gn, stride_gd,
+        stride_db, stride_dh, stride_dw, stride_dn, stride_dd,
+        stride_tab_e, stride_tab_h,
+        height, width, n_win_h, n_win_w, head_dim, scale, total_windows,
+        WINDOW: tl.constexpr, SHIFT: tl.constexpr, N_PAD: tl.constexpr, D_PAD: tl.constexpr,
+        WINDOWS_PER_PROGRAM: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    ):
+        pid = tl.program_id(0)
+        head = tl.program_id(1)
+        windows_per_image = n_win_h * n_win_w
+        dims = tl.arange(0, D_PAD)
+        dscore_sum = tl.zeros((N_PAD, N_PAD), dtype=tl.float32)
+        for step in range(WINDOWS_PER_PROGRAM):
+            global_window = pid * WINDOWS_PER_PROGRAM + step
+            window_exists = global_window < total_windows
+            batch = (global_window // windows_per_image).to(tl.int64)
+            window = global_window % windows_per_image
+            row_in_win, col_in_win, row, col, real, src_row, src_col = _window_slots(
+                window, height, width, n_win_w, WINDOW, SHIFT, N_PAD
+            )
+            real = real & window_exists
+            tile_mask = real[:, None] & (dims < head_dim)[None, :]
+            q_off = batch * stride_qb + src_row * stride_qh + src_col * stride_qw + head * stride_qn
+            k_off = batch * stride_kb + src_row * stride_kh + src_col * stride_kw + head * stride_kn
+            v_off = batch * stride_vb + src_row * stride_vh + src_col * stride_vw + head * stride_vn
+            g_off = batch * stride_gb + src_row * stride_gh + src_col * stride_gw + head * stride_gn
+            q = tl.load(q_ptr + q_off[:, None] + dims[None, :] * stride_qd, mask=tile_mask, other=0.0)
+            k = tl.load(k_ptr + k_off[:, None] + dims[None, :] * stride_kd, mask=tile_mask, other=0.0)
+            v = tl.load(v_ptr + v_off[:, None] + dims[None, :] * stride_vd, mask=tile_mask, other=0.0)
+            dout = tl.load(dout_ptr + g_off[:, None] + dims[None, :] * stride_gd, mask=tile_mask, other=0.0)
+
+            scores = _dot(q, tl.trans(k), PRECISION, UPCAST) * scale
+            scores += _bias_and_mask(
+                table_ptr, stride_tab_e, stride_tab_h, head, row_in_win, col_in_win, row, col,
+                n_win_h * WINDOW, n_win_w * WINDOW, WINDOW, SHIFT, N_PAD,
+            )
+            scores = scores - tl.max(scores, axis=1)[:, None]
+            probs = tl.exp(scores)
+            probs = probs / tl.sum(probs, axis=1)[:, None]  # (N_PAD, N_PAD) fp32
+
+            # rows of padding slots / missing windows have dout = 0, hence dscore = 0 there
+            dv = _dot(tl.trans(probs.to(v.dtype)), dout.to(v.dtype), PRECISION, UPCAST)
+            dprobs = _dot(dout.to(v.dtype), tl.trans(v), PRECISION, UPCAST)
+            row_dot = tl.sum(probs * dprobs, axis=1)
+            dscore = probs * (dprobs - row_dot[:, None])  # gradient of the logits (incl. B and M)
+            dscore_sum += dscore
+            dscore_lo = dscore.to(q.dtype)
+            dq = _dot(dscore_lo, k, PRECISION, UPCAST) * scale
+            dk = _dot(tl.trans(dscore_lo), q, PRECISION, UPCAST) * scale
+
+            d_off = batch * stride_db + src_row * stride_dh + src_col * stride_dw + head * stride_dn
+            d_ptrs = d_off[:, None] + dims[None, :] * stride_dd
+            tl.store(dq_ptr + d_ptrs, dq.to(dq_ptr.dtype.element_ty), mask=tile_mask)
+            tl.store(dk_ptr + d_ptrs, dk.to(dk_ptr.dtype.element_ty), mask=tile_mask)
+            tl.store(dv_ptr + d_ptrs, dv.to(dv_ptr.dtype.element_ty), mask=tile_mask)
+
+        slots = tl.arange(0, N_PAD)
+        in_window = slots < WINDOW * WINDOW
+        pair = in_window[:, None] & in_window[None, :]
+        ds_ptrs = dscore_ptr + head * N_PAD * N_PAD + slots[:, None] * N_PAD + slots[None, :]
+        tl.atomic_add(ds_ptrs, dscore_sum, mask=pair)
+
+    @triton.jit
+    def _bias_table_grad_kernel(
+        dscore_ptr, dtable_ptr, stride_dt_e, stride_dt_h,
+        WINDOW: tl.constexpr, N_PAD: tl.constexpr, BLOCK_E: tl.constexpr,
+    ):
+        """dtable[e, h] = Σ over pairs (t1, t2) with index(t1, t2) == e of dscore[h, t1, t2] (no atomics)."""
+        head = tl.program_id(0)
+        entries = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+        n_entries: tl.constexpr = (2 * WINDOW - 1) * (2 * WINDOW - 1)
+        cols = tl.arange(0, N_PAD)
+        col_valid = cols < WINDOW * WINDOW
+        col_r = cols // WINDOW
+        col_c = cols % WINDOW
+        acc = tl.zeros((BLOCK_E,), dtype=tl.float32)
+        for t1 in range(WINDOW * WINDOW):
+            ds = tl.load(dscore_ptr + head * N_PAD * N_PAD + t1 * N_PAD + cols, mask=col_valid, other=0.0)
+            index = (t1 // WINDOW - col_r + WINDOW - 1) * (2 * WINDOW - 1) + (t1 % WINDOW - col_c + WINDOW - 1)
+            hit = (index[None, :] == entries[:, None]) & col_valid[None, :]
+            acc += tl.sum(tl.where(hit, ds[None, :], 0.0), axis=1)
+        tl.store(dtable_ptr + entries * stride_dt_e + head * stride_dt_h, acc.to(dtable_ptr.dtype.element_ty),
+                 mask=entries < n_entries)
+
+
+def _next_pow2(n: int, minimum: int = 16) -> int:
+    return max(minimum, 1 << (n - 1).bit_length())
+
+
+def _dot_options(dtype: torch.dtype) -> Dict[str, object]:
+    # fp32 must not drop to tf32 (fp32 tolerance 1e-5); fp16/bf16 run on tensor cores with fp32
+    # accumulation. Triton's interpreter mis-computes tl.dot on bf16, so there the operands are
+    # upcast (exactly) to fp32.
+    upcast = dtype == torch.bfloat16 and interpreter_enabled()
+    return {"PRECISION": "ieee" if (dtype == torch.float32 or upcast) else "tf32", "UPCAST": upcast}
+
+
+def _launch_geometry(q: torch.Tensor, window_size: int):
+    batch, height, width, heads, head_dim = q.shape
+    n_win_h = -(-height // window_size)
+    n_win_w = -(-width // window_size)
+    n_pad = _next_pow2(window_size * window_size)
+    d_pad = _next_pow2(head_dim)
+    num_warps = 4 if n_pad <= 64 else 8
+    return batch, height, width, heads, head_dim, n_win_h, n_win_w, n_pad, d_pad, num_warps
+
+
+def _strides5(t: torch.Tensor) -> Tuple[int, ...]:
+    return tuple(t.stride())
+
+
+def _launch_forward(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor, window_size: int, shift_size: int,
+    scale: float, out: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Run the forward kernel; ``out`` (shape of q) may be given, e.g. poisoned, by tests."""
+    batch, height, width, heads, head_dim, n_win_h, n_win_w, n_pad, d_pad, num_warps = _launch_geometry(q, window_size)
+    if out is None:
+        out = q.new_empty(q.shape)
+    if q.numel() == 0:
+        return out
+    grid = (batch * n_win_h * n_win_w, heads)
+    _window_attention_fwd_kernel[grid](
+        q, k, v, table, out,
+        *_strides5(q), *_strides5(k), *_strides5(v), *_strides5(out),
+        table.stride(0), table.stride(1),
+        height, width, n_win_h, n_win_w, head_dim, float(scale),
+        WINDOW=window_size, SHIFT=shift_size, N_PAD=n_pad, D_PAD=d_pad, **_dot_options(q.dtype),
+        num_warps=num_warps,
+    )
+    return out
+
+
+def _default_windows_per_program(total_windows: int, heads: int) -> int:
+    # Enough programs to fill a GPU (~1000), while summing dscore over several windows per program
+    # to cut the atomic traffic into the (heads, N, N) buffer.
+    per_program = 1
+    while per_program < 8 and total_windows * heads // (2 * per_program) >= 1024:
+        per_program *= 2
+    return per_program
+
+
+def _launch_backward(
+    grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
+    window_size: int, shift_size: int, scale: float,
+    dq: Optional[torch.Tensor] = None, dk: Optional[torch.Tensor] = None, dv: Optional[torch.Tensor] = None,
+    dtable: Optional[torch.Tensor] = None, windows_per_program: Optional[int] = None,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the backward kernels; outputs may be given (e.g. poisoned) by tests. dq, dk, dv must share strides."""
+    batch, height, width, heads, head_dim, n_win_h, n_win_w, n_pad, d_pad, num_warps = _launch_geometry(q, window_size)
+    dq = q.new_empty(q.shape) if dq is None else dq
+    dk = q.new_empty(q.shape) if dk is None else dk
+    dv = q.new_empty(q.shape) if dv is None else dv
+    dtable = table.new_empty(table.shape) if dtable is None else dtable
+    if not (dq.stride() == dk.stride() == dv.stride()):
+        raise ValueError("dq, dk and dv must have the same strides")
+    dscore = torch.zeros(heads, n_pad, n_pad, device=q.device, dtype=torch.float32)
+    total_windows = batch * n_win_h * n_win_w
+    if q.numel() > 0:
+        per_program = windows_per_program or _default_windows_per_program(total_windows, heads)
+        grid = (triton.cdiv(total_windows, per_program), heads)
+        _window_attention_bwd_kernel[grid](
+            q, k, v, table, grad_out, dq, dk, dv, dscore,
+            *_strides5(q), *_strides5(k), *_strides5(v), *_strides5(grad_out), *_strides5(dq),
+            table.stride(0), table.stride(1),
+            height, width, n_win_h, n_win_w, head_dim, float(scale), total_windows,
+            WINDOW=window_size, SHIFT=shift_size, N_PAD=n_pad, D_PAD=d_pad,
+            WINDOWS_PER_PROGRAM=per_program, **_dot_options(q.dtype), num_warps=num_warps,
+        )
+    block_e = 32
+    n_entries = (2 * window_size - 1) ** 2
+    _bias_table_grad_kernel[(heads, triton.cdiv(n_entries, block_e))](
+        dscore, dtable, dtable.stride(0), dtable.stride(1),
+        WINDOW=window_size, N_PAD=n_pad, BLOCK_E=block_e, num_warps=4,
+    )
+    return dq, dk, dv, dtable
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.library custom ops + autograd
+# ---------------------------------------------------------------------------------------------
+@torch.library.custom_op("plugattn::window_attention", mutates_args=())
+def _window_attention_op(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos_bias: torch.Tensor,
+    window_size: int, shift_size: int, scale: float,
+) -> torch.Tensor:
+    return _launch_forward(q, k, v, rel_pos_bias, window_size, shift_size, scale)
+
+
+@_window_attention_op.register_fake
+def _(q, k, v, rel_pos_bias, window_size, shift_size, scale):
+    return q.new_empty(q.shape)
+
+
+@torch.library.custom_op("plugattn::window_attention_backward", mutates_args=())
+def _window_attention_backward_op(
+    grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_pos_bias: torch.Tensor,
+    window_size: int, shift_size: int, scale: float,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _launch_backward(grad_out, q, k, v, rel_pos_bias, window_size, shift_size, scale)
+
+
+@_window_attention_backward_op.register_fake
+def _(grad_out, q, k, v, rel_pos_bias, window_size, shift_size, scale):
+    return q.new_empty(q.shape), q.new_empty(q.shape), q.new_empty(q.shape), rel_pos_bias.new_empty(rel_pos_bias.shape)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    q, k, v, rel_pos_bias, window_size, shift_size, scale = inputs
+    ctx.save_for_backward(q, k, v, rel_pos_bias)
+    ctx.window_size, ctx.shift_size, ctx.scale = window_size, shift_size, scale
+
+
+def _backward(ctx, grad_out):
+    q, k, v, rel_pos_bias = ctx.saved_tensors
+    dq, dk, dv, dtable = _window_attention_backward_op(
+        grad_out, q, k, v, rel_pos_bias, ctx.window_size, ctx.shift_size, ctx.scale
+    )
+    return dq, dk, dv, dtable, None, None, None
+
+
+_window_attention_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry point
+# ---------------------------------------------------------------------------------------------
+def window_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rel_pos_bias: torch.Tensor,
+    window_size: int,
+    shift_size: int = 0,
+    scale: Optional[float] = None,
+    backend: Optional[str] = None,
+) -> torch.Tensor:
+    """Swin (shifted) window attention on a channels-last map, fused on the Triton path.
+
+    Args:
+        q, k, v: (B, H, W, heads, head_dim), as a Swin block has them after its qkv projection
+            (``qkv(x).unflatten(-1, (3, heads, head_dim))`` and index 0/1/2: strided views are fine).
+            H, W need not be multiples of ``window_size`` (timm's zero padding, see module doc).
+        rel_pos_bias: the ((2·window_size − 1)², heads) relative position bias table B̂.
+        window_size: M, the window side (Triton: M ≤ 12, head_dim ≤ 64).
+        shift_size: cyclic shift s, 0 ≤ s < M; s > 0 applies the −100 SW-MSA mask.
+        scale: logit scale, default head_dim ** −0.5.
+        backend: ``"auto"`` / ``"triton"`` / ``"torch"`` (default: the process setting).
+
+    Returns:
+        (B, H, W, heads, head_dim) in the dtype of q; on the Triton path contiguous.
+
+    Example:
+        >>> q = torch.randn(2, 7, 7, 3, 32)
+        >>> window_attention(q, q, q, torch.zeros(169, 3), window_size=7, shift_size=3).shape
+        torch.Size([2, 7, 7, 3, 32])
+    """
+    _check_arguments(q, k, v, rel_pos_bias, window_size, shift_size)
+    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    chosen = resolve_backend(q, backend, op="window_attention")
+    if chosen == "triton":
+        reason = _triton_unsupported_reason(q, window_size)
+        if reason is not None:
+            if (backend or get_backend()) == "triton":
+                raise RuntimeError(f"window_attention: backend='triton' does not support {reason}")
+            chosen = "torch"
+    if chosen == "triton":
+        return _window_attention_op(q, k, v, rel_pos_bias, window_size, shift_size, scale)
+    return window_attention_reference(q, k, v, rel_pos_bias, window_size, shift_size, scale)
