@@ -1,0 +1,28 @@
+"""Plug attention into any backbone: :func:`inject_attention` rewrites the model's FX graph (or,
+for untraceable models, adds forward hooks); :func:`remove_attention` undoes it.
+
+Example:
+    >>> import torch, torchvision
+    >>> model = inject_attention(torchvision.models.resnet50(), "eca", after="bottleneck",
+    ...                          example_input=torch.randn(1, 3, 64, 64))
+    >>> model.injection_report.params_added
+    86
+"""
+from .api import inject_attention
+from .removal import remove_attention
+from .report import InjectionReport, InjectionSite, get_injection_report
+from .residual import find_residual_add
+from .selectors import Selector, resolve_selector
+from .tracing import UntraceableError
+
+__all__ = [
+    "inject_attention",
+    "remove_attention",
+    "InjectionReport",
+    "InjectionSite",
+    "get_injection_report",
+    "find_residual_add",
+    "Selector",
+    "resolve_selector",
+    "UntraceableError",
+]

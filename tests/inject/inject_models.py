@@ -1,0 +1,165 @@
+"""Small models for the injection tests, at module level so pickle, torch.save and spawned DDP
+workers can import them."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ResidualBlock(nn.Module):
+    """A basic residual block written differently from torchvision's: the shortcut is computed
+    first, added with ``torch.add(shortcut, out)`` (skip operand first)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv_a = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.norm_a = nn.BatchNorm2d(out_channels)
+        self.conv_b = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.norm_b = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm_b(self.conv_b(F.relu(self.norm_a(self.conv_a(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.shortcut(x)
+        return F.relu(torch.add(skip, self.branch(x)))
+
+
+class PlainBlock(nn.Module):
+    """Conv-BN-ReLU, no residual addition."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False)
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.norm(self.conv(x)))
+
+
+class TinyResNet(nn.Module):
+    """stem (8) -> block1 (8) -> block2 (16, stride 2) -> pool -> fc; has an unused module."""
+
+    def __init__(self, num_classes: int = 5) -> None:
+        super().__init__()
+        self.stem = PlainBlock(3, 8)
+        self.block1 = ResidualBlock(8, 8)
+        self.block2 = ResidualBlock(8, 16, stride=2)
+        self.fc = nn.Linear(16, num_classes)
+        self.unused = nn.Linear(2, 2)  # never called: its keys must survive injection
+        self.register_buffer("scale", torch.tensor(1.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block2(self.block1(self.stem(x)))
+        return self.fc(x.mean(dim=(2, 3)) * self.scale)
+
+
+class ShapeGatedBlock(nn.Module):
+    """A block with Python control flow on the input's shape: not symbolically traceable."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] > 8:  # data-dependent control flow
+            x = F.avg_pool2d(x, 2)
+        return self.conv(x)
+
+
+class GatedSubmoduleNet(nn.Module):
+    """Traceable except for ``gate`` (a ShapeGatedBlock): fx tracing keeps ``gate`` as a leaf."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = PlainBlock(3, 8)
+        self.gate = ShapeGatedBlock(8)
+        self.block = ResidualBlock(8, 8)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block(self.gate(self.stem(x)))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+class DataDependentNet(nn.Module):
+    """Control flow on tensor values in the root's forward: only the hook path can inject."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = PlainBlock(3, 8)
+        self.block = ResidualBlock(8, 8)
+        self.extra = PlainBlock(8, 8)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        if x.mean() > -1e9:  # always true, but a Python bool of a tensor value
+            x = self.block(x)
+        x = self.extra(x)
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation residual block (He et al. 2016): the shortcut reads the normalized input."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.norm_a = nn.BatchNorm2d(in_channels)
+        self.conv_a = nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False)
+        self.norm_b = nn.BatchNorm2d(out_channels)
+        self.conv_b = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.shortcut = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm_a(x))
+        shortcut = self.shortcut(out)
+        out = self.conv_a(out)
+        out = self.conv_b(F.relu(self.norm_b(out)))
+        return out + shortcut
+
+
+class TupleBlock(nn.Module):
+    """Returns a tuple: not a feature-map site."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x: torch.Tensor):
+        y = self.conv(x)
+        return y, y
+
+
+class TupleNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pair = TupleBlock()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.pair(x)
+        return a + b
+
+
+def ddp_worker(rank: int, world_size: int, workdir: str) -> None:
+    """One DDP rank (gloo, CPU): load the pickled injected model, one training step on its own
+    data, save its gradients for the parent test to compare."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{workdir}/store", rank=rank, world_size=world_size)
+    try:
+        model = torch.load(f"{workdir}/model.pt", weights_only=False)
+        ddp = DistributedDataParallel(model, find_unused_parameters=True)  # TinyResNet.unused
+        x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(100 + rank))
+        ddp(x).square().mean().backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        torch.save(grads, f"{workdir}/grads{rank}.pt")
+    finally:
+        dist.destroy_process_group()
