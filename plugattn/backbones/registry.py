@@ -43,13 +43,17 @@ def list_backbones(family: Optional[str] = None) -> List[str]:
     return BACKBONES.names(family=family)
 
 
-def create_backbone(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> nn.Module:
+def create_backbone(name: str, num_classes: Optional[int] = None, in_chans: int = 3, **kwargs: Any) -> nn.Module:
     """Build the backbone registered as ``name`` (case-insensitive). No weights are downloaded.
+
+    ``num_classes=None`` keeps the model's own default: 1000 for ImageNet models, 10 for the CIFAR
+    models (``nin_cifar``, ``wide_resnet28_10``, ``pyramidnet110_a48``); 0 gives an identity head.
 
     Example:
         >>> model = create_backbone("resnet18", num_classes=10)  # doctest: +SKIP
     """
     entry = BACKBONES.get(name)
-    check_int("num_classes", num_classes, minimum=0)
     check_int("in_chans", in_chans, minimum=1)
-    return entry.factory(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    if num_classes is not None:
+        kwargs["num_classes"] = check_int("num_classes", num_classes, minimum=0)
+    return entry.factory(in_chans=in_chans, **kwargs)

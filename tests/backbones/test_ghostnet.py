@@ -1,0 +1,85 @@
+"""GhostNet 1.0x (Han et al., CVPR 2020) against timm's ghostnet_100."""
+import math
+
+import pytest
+import timm
+import torch
+
+from mobile_checks import (
+    assert_backbone_contract,
+    assert_bad_arguments,
+    assert_bad_load_raises,
+    assert_forward_backward,
+    assert_inject_runs,
+    assert_loads_reference,
+    assert_param_count,
+)
+from plugattn.attention.se import SELayer
+from plugattn.backbones import BACKBONES, create_backbone
+from plugattn.backbones.ghostnet import GhostBottleneck, GhostModule, ghostnet_100
+
+# timm.create_model("ghostnet_100"): 5,182,508 parameters (measured)
+TIMM_PARAMS = 5_182_508
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return ghostnet_100()
+
+
+def test_param_count_matches_timm(model):
+    assert_param_count(model, TIMM_PARAMS)
+    assert BACKBONES.get("ghostnet_100").info["params"] == TIMM_PARAMS
+
+
+def test_forward_backward():
+    assert_forward_backward(create_backbone("ghostnet_100", num_classes=10), 10)
+
+
+def test_backbone_contract():
+    # num_classes=0 keeps conv_head + ReLU: 1280-d pre-logits; the feature map has 960 channels
+    assert_backbone_contract(ghostnet_100, pooled_width=1280, feature_width=960)
+
+
+def test_inject_eca_after_every_ghost_bottleneck():
+    assert_inject_runs(ghostnet_100(num_classes=10), "GhostBottleneck", expected_sites=16)  # Table 1
+
+
+def test_timm_weights_give_timm_outputs(model):
+    torch.manual_seed(0)
+    assert_loads_reference(model, timm.create_model("ghostnet_100", pretrained=False), "timm")
+
+
+def test_mismatched_weights_are_refused(model):
+    assert_bad_load_raises(model, timm.create_model("ghostnet_100", pretrained=False).state_dict(), "timm")
+
+
+def test_bad_arguments():
+    assert_bad_arguments(ghostnet_100)
+    with pytest.raises(ValueError, match="ratio"):
+        GhostModule(16, 16, ratio=1)
+    with pytest.raises(ValueError, match="se_ratio"):
+        GhostBottleneck(16, 48, 24, se_ratio=2.0)
+
+
+def test_ghost_module_follows_eq_2_and_3():
+    # m = ceil(n / s) intrinsic maps from the 1x1 conv, the rest are cheap depthwise images of them
+    module = GhostModule(16, 27, ratio=3).eval()
+    intrinsic = math.ceil(27 / 3)
+    assert module.primary_conv[0].out_channels == intrinsic
+    assert module.cheap_operation[0].groups == intrinsic and module.cheap_operation[0].out_channels == 2 * intrinsic
+    x = torch.randn(2, 16, 6, 6)
+    with torch.no_grad():
+        out = module(x)
+        assert out.shape == (2, 27, 6, 6)
+        # the first m output channels are exactly the primary conv's intrinsic maps
+        assert torch.equal(out[:, :intrinsic], module.primary_conv(x))
+
+
+def test_se_uses_hard_sigmoid_and_width_rounded_to_four(model):
+    se_layers = [m for m in model.modules() if isinstance(m, SELayer)]
+    assert len(se_layers) == 7  # Table 1: SE in 7 bottlenecks
+    for se in se_layers:
+        assert se.gate_name == "hardsigmoid" and se.act_name == "relu"
+        assert se.hidden_channels % 4 == 0 and abs(se.hidden_channels - se.channel / 4) <= 2

@@ -1,0 +1,79 @@
+"""MnasNet-B1 / A1 (Tan et al., CVPR 2019) against timm's mnasnet_100 / semnasnet_100."""
+import pytest
+import timm
+import torch
+import torchvision
+
+from mobile_checks import (
+    assert_backbone_contract,
+    assert_bad_arguments,
+    assert_bad_load_raises,
+    assert_forward_backward,
+    assert_inject_runs,
+    assert_loads_reference,
+    assert_param_count,
+    count_params,
+)
+from plugattn.attention.se import SELayer
+from plugattn.backbones import BACKBONES, create_backbone
+from plugattn.backbones.mnasnet import mnasnet_a1, mnasnet_b1
+
+# (factory, timm name, parameters of the timm model (measured), #blocks, #SE blocks)
+VARIANTS = {
+    "mnasnet_b1": (mnasnet_b1, "mnasnet_100", 4_383_312, 17, 0),
+    "mnasnet_a1": (mnasnet_a1, "semnasnet_100", 3_887_038, 16, 8),
+}
+NAMES = sorted(VARIANTS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_param_count_matches_timm(name):
+    factory, _, reference, *_ = VARIANTS[name]
+    assert_param_count(factory(), reference)
+    assert BACKBONES.get(name).info["params"] == reference
+
+
+def test_b1_param_count_equals_torchvision_mnasnet1_0():
+    assert count_params(mnasnet_b1()) == count_params(torchvision.models.mnasnet1_0(weights=None))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_backward(name):
+    assert_forward_backward(create_backbone(name, num_classes=10), 10)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backbone_contract(name):
+    assert_backbone_contract(VARIANTS[name][0], pooled_width=1280, feature_width=1280)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inject_eca_after_every_block(name):
+    *_, blocks, _ = VARIANTS[name]
+    assert_inject_runs(create_backbone(name, num_classes=10), "MBConv", expected_sites=blocks)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_timm_weights_give_timm_outputs(name):
+    factory, timm_name, *_ = VARIANTS[name]
+    torch.manual_seed(0)
+    assert_loads_reference(factory(), timm.create_model(timm_name, pretrained=False), "timm")
+
+
+def test_mismatched_weights_are_refused():
+    state = timm.create_model("semnasnet_100", pretrained=False).state_dict()
+    assert_bad_load_raises(mnasnet_a1(), state, "timm")
+
+
+def test_bad_arguments():
+    assert_bad_arguments(mnasnet_b1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_se_placement_follows_fig_7(name):
+    # A1: SE (ratio 0.25 of the input width, ReLU, sigmoid) in the 40-, 112- and 160-channel stages
+    factory, *_, se_blocks = VARIANTS[name]
+    se_layers = [m for m in factory().modules() if isinstance(m, SELayer)]
+    assert len(se_layers) == se_blocks
+    assert all(se.act_name == "relu" and se.gate_name == "sigmoid" for se in se_layers)
+    assert [se.hidden_channels for se in se_layers] == ([6, 10, 10, 20, 28, 28, 40, 40] if se_blocks else [])

@@ -1,0 +1,75 @@
+"""MobileNetV2 (Sandler et al., CVPR 2018) against torchvision's mobilenet_v2."""
+import pytest
+import torch
+import torchvision
+
+from mobile_checks import (
+    assert_backbone_contract,
+    assert_bad_arguments,
+    assert_bad_load_raises,
+    assert_forward_backward,
+    assert_inject_runs,
+    assert_loads_reference,
+    assert_param_count,
+)
+from plugattn.backbones import BACKBONES, create_backbone, list_backbones
+from plugattn.backbones.mobilenetv2 import InvertedResidual, MobileNetV2, mobilenet_v2
+
+# torchvision.models.mobilenet_v2(weights=None): 3,504,872 parameters (measured)
+TORCHVISION_PARAMS = 3_504_872
+
+
+def test_param_count_matches_torchvision():
+    assert_param_count(mobilenet_v2(), TORCHVISION_PARAMS)
+    assert BACKBONES.get("mobilenet_v2").info["params"] == TORCHVISION_PARAMS
+
+
+def test_registry_creates_it():
+    assert "mobilenet_v2" in list_backbones("cnn")
+    assert isinstance(create_backbone("mobilenet_v2", num_classes=5), MobileNetV2)
+
+
+def test_backbone_contract():
+    assert_backbone_contract(mobilenet_v2, pooled_width=1280, feature_width=1280)
+
+
+def test_forward_backward():
+    assert_forward_backward(mobilenet_v2(num_classes=10), 10)
+
+
+def test_inject_eca_after_every_inverted_residual():
+    # Table 2: 1 + 2 + 3 + 4 + 3 + 3 + 1 = 17 bottlenecks
+    assert_inject_runs(mobilenet_v2(num_classes=10), "InvertedResidual", expected_sites=17)
+
+
+def test_torchvision_weights_give_torchvision_outputs():
+    torch.manual_seed(0)
+    assert_loads_reference(mobilenet_v2(), torchvision.models.mobilenet_v2(weights=None), "torchvision")
+
+
+def test_mismatched_weights_are_refused():
+    assert_bad_load_raises(mobilenet_v2(), torchvision.models.mobilenet_v2(weights=None).state_dict(), "torchvision")
+
+
+def test_bad_arguments():
+    assert_bad_arguments(mobilenet_v2)
+    with pytest.raises(ValueError, match="stride"):
+        InvertedResidual(16, 16, stride=3, expand_ratio=6)
+
+
+def test_shortcut_only_where_the_shape_is_kept():
+    # Sec. 3.3 / Table 1: with the linear projection zeroed the block is the identity (shortcut) ...
+    block = InvertedResidual(24, 24, stride=1, expand_ratio=6).eval()
+    torch.nn.init.zeros_(block.conv[-1].weight)
+    x = torch.randn(2, 24, 8, 8)
+    assert torch.equal(block(x), x)
+    # ... while a stride-2 or width-changing block has no shortcut
+    assert not InvertedResidual(24, 24, stride=2, expand_ratio=6).use_residual
+    assert not InvertedResidual(24, 32, stride=1, expand_ratio=6).use_residual
+
+
+def test_width_multiplier_rounds_to_multiples_of_eight():
+    model = MobileNetV2(width_mult=0.5)
+    widths = [m.out_channels for m in model.features]
+    assert all(w % 8 == 0 for w in widths)
+    assert widths[0] == 16 and widths[-1] == 1280  # 32 * 0.5, last conv kept at 1280 below 1.0x
