@@ -1,0 +1,102 @@
+"""BViT-S (Li et al., IEEE TNNLS 2023): DeiT-S + parameter-free broad attention."""
+import pytest
+import torch
+
+from hybrid_checks import assert_heads, assert_registered, assert_token_site_refused
+from mobile_checks import (
+    assert_deterministic_init,
+    assert_forward_backward,
+    assert_fx_matches,
+    assert_inject_runs,
+    count_params,
+)
+from vit_checks import check_timm_outputs_match, timm_param_count
+from plugattn.backbones.bvit import BroadAttention, BViT, bvit_small
+
+DEIT_S_PARAMS = 22_050_664  # timm vit_small_patch16_224 == deit_small_patch16_224; broad attention adds 0
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return bvit_small(num_classes=10)
+
+
+def test_param_count_is_deit_s_plus_nothing():
+    with torch.device("meta"):
+        ours = bvit_small()
+    assert count_params(ours) == DEIT_S_PARAMS == timm_param_count("deit_small_patch16_224")
+    assert count_params(ours.broad_attention) == 0
+    assert_registered("bvit_small", BViT, DEIT_S_PARAMS)
+
+
+def test_forward_backward(model):
+    assert_forward_backward(model, 10, size=SIZE)
+
+
+def test_heads_features_and_default_size():
+    # 64 / 16 = 4 x 4 patches + the class token
+    assert_heads(bvit_small, 384, (17, 384), size=SIZE, default_input_size=224)
+
+
+def test_fx_trace_equals_eager_at_small_and_default_size(model):
+    assert_fx_matches(model, size=SIZE)
+    assert_fx_matches(model, size=224)
+
+
+def test_init_is_deterministic():
+    assert_deterministic_init(bvit_small)
+
+
+def test_without_broad_attention_it_is_timm_deit_s():
+    ours = bvit_small(img_size=SIZE, broad_weight=0.0)
+    check_timm_outputs_match(ours, "deit_small_patch16_224", torch.randn(1, 3, SIZE, SIZE), img_size=SIZE)
+
+
+def test_broad_attention_matches_a_direct_statement():
+    # softmax(Q_b K_b^T / sqrt(d)) V_b on per-head concatenations, then mean over groups of heads*L*d / D
+    torch.manual_seed(0)
+    qs, ks, vs = ([torch.randn(2, 2, 5, 4) for _ in range(3)] for _ in range(3))  # L = 3, heads 2, d = 4
+    out = BroadAttention(8)(qs, ks, vs)
+    q, k, v = torch.cat(qs, -1), torch.cat(ks, -1), torch.cat(vs, -1)  # (2, 2, 5, 12)
+    attended = torch.softmax(q @ k.transpose(-1, -2) / 2.0, dim=-1) @ v  # sqrt(d) = 2
+    merged = attended.transpose(1, 2).reshape(2, 5, 24)  # heads merged: 24 = 2 * 3 * 4 features
+    expected = merged.reshape(2, 5, 8, 3).mean(-1)  # 24 -> 8: averages of 3 consecutive features
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_broad_term_is_added_with_its_weight(model):
+    # before the final LayerNorm, the tokens differ from the plain ViT's by exactly 0.4 * broad attention
+    plain = bvit_small(num_classes=10, broad_weight=0.0)
+    plain.load_state_dict(model.state_dict())
+    seen = {}
+    hooks = [model.broad_attention.register_forward_hook(lambda m, i, o: seen.setdefault("term", o))]
+    for key, net in (("broad", model), ("plain", plain)):
+        hooks.append(net.norm.register_forward_hook(lambda m, i, o, key=key: seen.setdefault(key, i[0])))
+    x = torch.randn(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        model.eval().forward_features(x)
+        plain.eval().forward_features(x)
+    for hook in hooks:
+        hook.remove()
+    assert model.broad_weight == 0.4
+    assert seen["term"].abs().max() > 0
+    torch.testing.assert_close(seen["broad"] - seen["plain"], 0.4 * seen["term"], rtol=1e-4, atol=1e-5)
+
+
+def test_inject_eca_after_patch_embed(model):
+    assert_inject_runs(model, "PatchEmbed", expected_sites=1, size=SIZE)
+
+
+def test_inject_into_token_blocks_is_refused(model):
+    assert_token_site_refused(model, "BViTBlock", size=SIZE)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="num_classes"):
+        bvit_small(num_classes=-1)
+    with pytest.raises(ValueError, match="broad_weight"):
+        bvit_small(broad_weight=-0.1)
+    with pytest.raises(ValueError, match="drop_path_rate"):
+        bvit_small(drop_path_rate=1.5)

@@ -1,0 +1,123 @@
+"""PoolFormer-S12 (plugattn/backbones/poolformer.py)."""
+import pytest
+import timm
+import torch
+
+from cnn_checks import (
+    check_deterministic_init,
+    check_forward_backward,
+    check_fx_matches_eager,
+    check_head_variants,
+    check_injection,
+    check_param_count,
+    count_params,
+    on_meta,
+)
+from vit_checks import check_timm_outputs_match, timm_param_count
+from plugattn.backbones import create_backbone, list_backbones, load_external_weights
+from plugattn.backbones.poolformer import Pooling, PoolFormer, poolformer_s12
+from plugattn.backbones.registry import BACKBONES
+from plugattn.testing import assert_rel_close
+
+S12_PARAMS = 11_915_176  # timm poolformer_s12, re-measured below
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return poolformer_s12(num_classes=10).eval()
+
+
+@pytest.fixture(scope="module")
+def x64():
+    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+
+def test_registered():
+    assert "poolformer_s12" in list_backbones("vit")
+    assert create_backbone("poolformer_s12", num_classes=3).head.out_features == 3
+
+
+def test_param_count_matches_timm():
+    ours = on_meta(poolformer_s12)
+    assert count_params(ours) == S12_PARAMS == timm_param_count("poolformer_s12")
+    check_param_count(ours, BACKBONES.get("poolformer_s12").info["params"])
+
+
+@pytest.mark.parametrize("head_norm", ["before_pool", "after_pool"])
+def test_keys_match_timm(head_norm):
+    ours = on_meta(poolformer_s12, head_norm=head_norm)
+    with torch.device("meta"):
+        theirs = timm.create_model("poolformer_s12").state_dict()
+    mapped = ours.convert_external_state_dict(theirs, "timm")
+    assert sorted(mapped) == sorted(ours.state_dict())
+    assert all(mapped[k].shape == v.shape for k, v in ours.state_dict().items())
+
+
+def test_timm_weights_load_and_match_with_timm_head_order():
+    ours = poolformer_s12(head_norm="after_pool")
+    check_timm_outputs_match(ours, "poolformer_s12", torch.randn(1, 3, 96, 96))
+
+
+def test_paper_head_normalises_the_map_before_pooling(model):
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        mean = features.mean(dim=(1, 2, 3), keepdim=True)
+        var = features.var(dim=(1, 2, 3), unbiased=False, keepdim=True)
+        normed = (features - mean) / torch.sqrt(var + 1e-5) * model.norm.weight.view(-1, 1, 1) \
+            + model.norm.bias.view(-1, 1, 1)
+        assert_rel_close(model(x), model.head(normed.mean(dim=(2, 3))), what="GroupNorm(1) then mean")
+
+
+def test_pooling_mixer_is_eq4():
+    x = torch.randn(1, 2, 5, 5)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    ones = torch.nn.functional.pad(torch.ones(1, 1, 5, 5), (1, 1, 1, 1))
+    window_sum = torch.nn.functional.conv2d(padded, torch.ones(2, 1, 3, 3), groups=2)
+    window_count = torch.nn.functional.conv2d(ones, torch.ones(1, 1, 3, 3))  # padding does not count
+    assert_rel_close(Pooling()(x), window_sum / window_count - x, what="AvgPool(x) - x")
+
+
+def test_forward_backward(x64):
+    torch.manual_seed(0)
+    check_forward_backward(poolformer_s12(num_classes=4, drop_path_rate=0.1), x64, 4)
+
+
+def test_num_classes_and_in_chans():
+    check_head_variants(poolformer_s12, torch.zeros(2, 3, 64, 64), 512, feature_hw=(2, 2))
+
+
+def test_fx_matches_eager_at_two_sizes(model, x64):
+    check_fx_matches_eager(model, torch.randn(1, 3, 224, 224))
+    check_fx_matches_eager(model, x64)
+    with torch.no_grad():
+        assert model.forward_features(torch.randn(1, 3, 128, 128)).shape == (1, 512, 4, 4)
+
+
+def test_deterministic_init():
+    check_deterministic_init(PoolFormer, depths=(1, 1), dims=(8, 16))
+
+
+def test_inject_after_every_block(model, x64):
+    check_injection(model, "PoolFormerBlock", x64[:1], expected_sites=12)
+
+
+def test_unmatched_weights_raise():
+    state = poolformer_s12().state_dict()
+    state["head.bias"] = torch.zeros(3)
+    with pytest.raises(ValueError, match=r"mis-shaped keys: head\.bias"):
+        load_external_weights(poolformer_s12(), state, "torchvision")
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(head_norm="before"), "head_norm must be one of 'before_pool', 'after_pool'"),
+        (dict(depths=(1, 1), dims=(8,)), "one entry per stage"),
+        (dict(dims=(64, 0, 320, 512)), "dims must be an integer >= 1, got 0"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PoolFormer(**kwargs)
