@@ -1,0 +1,146 @@
+"""Sequencer2D-S (plugattn/backbones/sequencer.py)."""
+import pytest
+import torch
+import torch.nn as nn
+
+from cnn_checks import (
+    check_deterministic_init,
+    check_forward_backward,
+    check_fx_matches_eager,
+    check_head_variants,
+    check_injection,
+    check_param_count,
+    count_params,
+    on_meta,
+)
+from vit_checks import check_keys_match_timm, check_timm_outputs_match, timm_param_count
+from plugattn.backbones import create_backbone, list_backbones, load_external_weights
+from plugattn.backbones.registry import BACKBONES
+from plugattn.backbones.sequencer import LSTM2d, Sequencer2d, Sequencer2dStage, sequencer2d_s
+from plugattn.testing import assert_rel_close
+
+# timm's published count, re-measured by building timm's model (test_param_count_matches_timm)
+REFERENCE_PARAMS = 27_651_688
+
+
+def tiny(**kwargs):
+    config = dict(layers=(1, 1), patch_sizes=(4, 2), embed_dims=(8, 16), hidden_sizes=(2, 4), mlp_ratios=(2.0, 2.0))
+    return Sequencer2d(**{**config, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return sequencer2d_s(num_classes=10).eval()
+
+
+@pytest.fixture(scope="module")
+def x64():
+    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+
+def test_registered_in_mlp_family():
+    assert "sequencer2d_s" in list_backbones("mlp")
+    assert create_backbone("sequencer2d_s", num_classes=3).head.out_features == 3
+
+
+def test_param_count_matches_timm():
+    ours = on_meta(sequencer2d_s)
+    assert count_params(ours) == REFERENCE_PARAMS == timm_param_count("sequencer2d_s")
+    check_param_count(ours, BACKBONES.get("sequencer2d_s").info["params"])
+
+
+def test_state_dict_keys_match_timm():
+    check_keys_match_timm(sequencer2d_s, "sequencer2d_s")
+
+
+def test_table_architecture():
+    model = on_meta(sequencer2d_s)
+    assert [len(stage.blocks) for stage in model.stages] == [4, 3, 8, 3]
+    assert model.stem.proj.kernel_size == (7, 7)
+    assert [stage.downsample.down.kernel_size for stage in model.stages[1:]] == [(2, 2), (1, 1), (1, 1)]
+    assert [stage.blocks[0].rnn_tokens.rnn_v.hidden_size for stage in model.stages] == [48, 96, 96, 96]
+    lstm = model.stages[0].blocks[0].rnn_tokens.rnn_h
+    assert lstm.bidirectional and lstm.batch_first and lstm.num_layers == 1
+
+
+def test_timm_weights_load_and_match(x64):
+    check_timm_outputs_match(sequencer2d_s(), "sequencer2d_s", x64[:1])
+
+
+def test_mismatched_weights_raise():
+    state = on_meta(sequencer2d_s).state_dict()
+    del state["stages.2.blocks.0.rnn_tokens.fc.weight"]
+    with pytest.raises(ValueError, match=r"missing keys: stages\.2\.blocks\.0\.rnn_tokens\.fc\.weight"):
+        load_external_weights(on_meta(sequencer2d_s), state, "timm")
+
+
+def test_bilstm2d_restated():
+    # BiLSTM2D(X) = FC(concat(H_ver, H_hor)): columns read top-to-bottom, rows left-to-right, one at a time
+    torch.manual_seed(0)
+    layer = LSTM2d(6, hidden_size=3).eval()
+    x = torch.randn(2, 4, 5, 6)  # (B, H, W, C)
+    with torch.no_grad():
+        vertical = torch.zeros(2, 4, 5, 6)
+        horizontal = torch.zeros(2, 4, 5, 6)
+        for b in range(2):
+            for j in range(5):
+                vertical[b, :, j] = layer.rnn_v(x[b, :, j][None])[0][0]
+            for i in range(4):
+                horizontal[b, i] = layer.rnn_h(x[b, i][None])[0][0]
+        expected = layer.fc(torch.cat([vertical, horizontal], dim=-1))
+        assert_rel_close(layer(x), expected, what="BiLSTM2D vs Eq. (3)-(6)")
+
+
+def test_forward_backward(x64):
+    torch.manual_seed(0)
+    check_forward_backward(sequencer2d_s(num_classes=4, drop_path_rate=0.1), x64, 4)
+
+
+def test_features_any_input_size(model, x64):
+    assert model.default_input_size == 224
+    with torch.no_grad():
+        assert model.forward_features(x64).shape == (2, 384, 4, 4)  # 64 / 7 -> 9, / 2 -> 4
+        assert model.forward_features(torch.randn(1, 3, 42, 70)).shape == (1, 384, 3, 5)
+
+
+def test_num_classes_and_in_chans():
+    # on a two-stage config: LSTMs on the meta device cost per time step, so the full model is slow there
+    check_head_variants(tiny, torch.zeros(2, 3, 32, 32), 16, feature_hw=(4, 4))
+    headless = on_meta(sequencer2d_s, num_classes=0, in_chans=1)
+    assert isinstance(headless.head, nn.Identity) and headless.num_features == 384
+    assert headless.stem.proj.in_channels == 1
+
+
+def test_fx_trace_equals_eager_at_two_sizes(model, x64):
+    check_fx_matches_eager(model, x64)
+    check_fx_matches_eager(model, torch.randn(1, 3, 42, 70))  # sequence lengths come from the tensor
+
+
+def test_deterministic_init():
+    check_deterministic_init(tiny, num_classes=3)
+
+
+def test_inject_eca_after_blocks_and_stages(model, x64):
+    check_injection(model, "Sequencer2dBlock", x64[:1], expected_sites=18)
+    check_injection(model, "Sequencer2dStage", x64[:1], expected_sites=4)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(layers=(1,)), "must have one entry per stage, got lengths 1, 2, 2, 2, 2"),
+        (dict(hidden_sizes=(2, 0)), "hidden_sizes must be an integer >= 1, got 0"),
+        (dict(drop_path_rate=2.0), r"drop_path_rate must be a number in \[0, 1\), got 2.0"),
+        (dict(in_chans=0), "in_chans must be an integer >= 1, got 0"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(**kwargs)
+
+
+def test_stage_without_downsampling_keeps_width():
+    with pytest.raises(ValueError, match="in_dim=8 must equal dim=16"):
+        Sequencer2dStage(8, 16, depth=1, patch_size=1, hidden_size=2)
+    assert isinstance(Sequencer2dStage(8, 8, depth=1, patch_size=1, hidden_size=2).downsample, nn.Identity)
