@@ -38,15 +38,19 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 def assert_rel_close(
-    actual: torch.Tensor, expected: torch.Tensor, dtype: Optional[torch.dtype] = None, what: str = "output"
+    actual: torch.Tensor,
+    expected: torch.Tensor,
+    dtype: Optional[torch.dtype] = None,
+    what: str = "output",
+    tolerance: Optional[float] = None,
 ) -> None:
     """Assert ``relative_error(actual, expected)`` is within the tolerance of ``dtype``
-    (default: ``actual.dtype``).
+    (default: ``actual.dtype``), or within ``tolerance`` when that is larger.
 
     Example:
         >>> assert_rel_close(torch.ones(3), torch.ones(3))
     """
     dtype = dtype or actual.dtype
-    tol = RTOL[dtype]
+    tol = max(RTOL[dtype], tolerance or 0.0)
     err = relative_error(actual, expected)
     assert err <= tol, f"{what}: relative error {err:.3e} > {tol:.0e} for {dtype}"

@@ -3,6 +3,12 @@
 Inputs are fresh random values (never zeros), in any of three layouts; every Triton result is compared
 with the PyTorch reference evaluated in float64 on the very same (rounded) values, with the project's
 relative-error tolerances (fp32 1e-5, fp16 1e-3, bf16 1e-2).
+
+One exception is made, and only where arithmetic forces it: a weight gradient is a sum over N·C·H·W
+products, and when that sum nearly cancels (a result of 1e-2 from terms of size 1) no implementation
+in the input dtype can meet the dtype tolerance; PyTorch's own reference misses it too (fuzzing ECA
+found 6.6e-5 in fp32). Only when the PyTorch reference, run in the same dtype on the same values, misses
+the tolerance itself is the bound four times its error, so the kernel must still be as accurate as PyTorch.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import pytest
 import torch
 
 from plugattn.kernels import _common
-from plugattn.testing import assert_rel_close
+from plugattn.testing import RTOL, assert_rel_close, relative_error
 
 LAYOUTS = ("contiguous", "channels_last", "strided")
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -64,6 +70,7 @@ def compare_with_float64(
     output and the gradient of every input that is not ``None`` are within the tolerance of its dtype."""
     ours = [t.detach().requires_grad_(True) if t is not None else None for t in inputs]
     exact = [t.detach().to(torch.float64).requires_grad_(True) if t is not None else None for t in inputs]
+    plain = [t.detach().clone().requires_grad_(True) if t is not None else None for t in inputs]
     y = triton_fn(*ours)
     y_exact = reference_fn(*exact)
     assert y.dtype == inputs[0].dtype and y.shape == inputs[0].shape
@@ -73,12 +80,17 @@ def compare_with_float64(
     grad = random_like(y, grad_seed)
     y.backward(grad)
     y_exact.backward(grad.to(torch.float64))
-    for index, (a, b) in enumerate(zip(ours, exact)):
+    reference_fn(*plain).backward(grad)
+    for index, (a, b, c) in enumerate(zip(ours, exact, plain)):
         if a is None:
             continue
         assert a.grad is not None, f"input {index} got no gradient"
         assert a.grad.dtype == a.dtype and a.grad.shape == a.shape
-        assert_rel_close(a.grad, b.grad, dtype=a.dtype, what=f"gradient of input {index}")
+        pytorch_error = relative_error(c.grad, b.grad)
+        # only where PyTorch itself cannot meet the dtype tolerance (a cancelling sum) is the bar moved
+        cancelling = pytorch_error > RTOL[a.dtype]
+        tolerance = 4 * pytorch_error if cancelling else None
+        assert_rel_close(a.grad, b.grad, dtype=a.dtype, what=f"gradient of input {index}", tolerance=tolerance)
 
 
 def case_id(shape: Tuple[int, ...], dtype: torch.dtype, layout: str) -> str:
