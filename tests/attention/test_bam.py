@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from attention_checks import ALL_CHECKS, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, count_params, perturb_parameters
 
 from plugattn.attention import BAM, create_attention
 from plugattn.testing import assert_rel_close

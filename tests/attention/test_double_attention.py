@@ -2,7 +2,7 @@
 invariance, parameter count, errors."""
 import pytest
 import torch
-from attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
 
 from plugattn.attention import DoubleAttention, create_attention
 from plugattn.testing import assert_rel_close

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
 
 from plugattn.attention import GaussianContextTransformer, create_attention
 from plugattn.testing import assert_rel_close

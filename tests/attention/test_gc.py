@@ -2,7 +2,7 @@
 (softmax over positions included), tiling invariance, parameter count, registry and argument errors."""
 import pytest
 import torch
-from attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
 
 from plugattn.attention import GCModule, create_attention
 from plugattn.testing import assert_rel_close

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
 
 from plugattn.attention import SELayer, create_attention
 from plugattn.testing import assert_rel_close

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from attention_checks import ALL_CHECKS, count_params
+from .attention_checks import ALL_CHECKS, count_params
 
 from plugattn.attention import SimAM, create_attention
 from plugattn.attention.simam import simam_module

@@ -3,7 +3,7 @@ select weights vanish, group adaptation, shape with planes/stride, parameter cou
 import pytest
 import torch
 import torch.nn.functional as F
-from attention_checks import ALL_CHECKS, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, count_params, perturb_parameters
 
 from plugattn.attention import SKLayer, create_attention
 from plugattn.testing import assert_rel_close

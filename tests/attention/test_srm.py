@@ -3,7 +3,7 @@ invariance, 1x1 maps, parameter count, errors."""
 import pytest
 import torch
 import torch.nn as nn
-from attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
 
 from plugattn.attention import SRM, create_attention
 from plugattn.testing import assert_rel_close

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from attention_checks import ALL_CHECKS, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, count_params, perturb_parameters
 
 from plugattn.attention import TripletAttention, create_attention
 from plugattn.testing import assert_rel_close

@@ -3,7 +3,7 @@ parameter count from the paper's layout, bias-table shape, window locality of W-
 start, registry names and argument errors."""
 import pytest
 import torch
-from attention_checks import ALL_CHECKS, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, count_params, perturb_parameters
 
 from plugattn.attention import WindowAttention2d, create_attention
 from plugattn.testing import assert_rel_close

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from inject_models import DataDependentNet, GatedSubmoduleNet, TinyResNet
+from .inject_models import DataDependentNet, GatedSubmoduleNet, TinyResNet
 from plugattn.inject import UntraceableError, inject_attention, remove_attention
 from plugattn.testing import assert_rel_close
 

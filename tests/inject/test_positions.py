@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from inject_models import PlainBlock, PreActBlock, ResidualBlock, TinyResNet
+from .inject_models import PlainBlock, PreActBlock, ResidualBlock, TinyResNet
 from plugattn import create_attention
 from plugattn.attention.eca import eca_kernel_size
 from plugattn.inject import find_residual_add, inject_attention

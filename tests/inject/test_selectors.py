@@ -4,7 +4,7 @@ import re
 import pytest
 import torch.nn as nn
 
-from inject_models import PlainBlock, ResidualBlock, TinyResNet
+from .inject_models import PlainBlock, ResidualBlock, TinyResNet
 from plugattn.inject import inject_attention, resolve_selector
 
 LAYER3 = [f"layer3.{i}" for i in range(6)]

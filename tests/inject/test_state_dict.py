@@ -1,7 +1,7 @@
 """The state-dict guarantee: original keys unchanged, only the new attention keys added."""
 import torch
 
-from inject_models import TinyResNet
+from .inject_models import TinyResNet
 from plugattn.inject import inject_attention
 
 

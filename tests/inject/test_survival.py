@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from inject_models import DataDependentNet, TinyResNet, ddp_worker
+from .inject_models import DataDependentNet, TinyResNet, ddp_worker
 from plugattn.inject import inject_attention, remove_attention
 from plugattn.testing import assert_rel_close
 
