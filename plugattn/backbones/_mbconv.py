@@ -12,7 +12,7 @@ torchvision MobileNetV3 / EfficientNet checkpoints load by name.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import torch
 import torch.nn as nn
@@ -23,7 +23,33 @@ from ._mobile_common import check_block_args, check_probability
 from .layers import ActSpec, ConvNormAct, DropPath
 
 
-class MBConv(nn.Module):
+class StochasticResidual(nn.Module):
+    """Shared frame of :class:`MBConv` and EfficientNetV2's ``FusedMBConv``: ``block`` (a ``Sequential``)
+    plus an identity shortcut, with stochastic depth on the branch, when the stride is 1 and the width kept.
+
+    Subclasses build their layers and call :meth:`set_block`.
+
+    Example:
+        >>> issubclass(MBConv, StochasticResidual)
+        True
+    """
+
+    def set_block(self, layers: List[nn.Module], in_channels: int, out_channels: int, stride: int,
+                  drop_path_rate: float) -> None:
+        """Register ``block``, the shortcut rule and the stochastic depth (in torchvision's module order)."""
+        self.block = nn.Sequential(*layers)
+        self.use_residual = stride == 1 and in_channels == out_channels
+        self.stochastic_depth = DropPath(drop_path_rate)
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)  # (B, C_in, H, W) -> (B, C_out, H/s, W/s)
+        if self.use_residual:
+            out = self.stochastic_depth(out) + x
+        return out
+
+
+class MBConv(StochasticResidual):
     """Mobile inverted bottleneck: ``x + DropPath(project(SE(depthwise(expand(x)))))``.
 
     Args:
@@ -65,7 +91,7 @@ class MBConv(nn.Module):
         expanded = in_channels if expanded_channels is None else check_int("expanded_channels", expanded_channels)
         check_probability("drop_path_rate", drop_path_rate)
 
-        layers = []
+        layers: List[nn.Module] = []
         self.has_expand = expanded != in_channels
         if self.has_expand:
             # (B, C_in, H, W) -> (B, C_exp, H, W)
@@ -77,13 +103,4 @@ class MBConv(nn.Module):
             layers.append(SELayer(expanded, hidden_channels=se_hidden_channels, act=se_act, gate=se_gate))
         # linear bottleneck: no activation after the projection (MobileNetV2, Sec. 3.2)
         layers.append(ConvNormAct(expanded, out_channels, 1, act=None, norm=norm))
-        self.block = nn.Sequential(*layers)
-        self.use_residual = stride == 1 and in_channels == out_channels
-        self.stochastic_depth = DropPath(drop_path_rate)
-        self.out_channels = out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.block(x)  # (B, C_in, H, W) -> (B, C_out, H/s, W/s)
-        if self.use_residual:
-            out = self.stochastic_depth(out) + x
-        return out
+        self.set_block(layers, in_channels, out_channels, stride, drop_path_rate)

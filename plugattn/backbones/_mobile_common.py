@@ -116,6 +116,27 @@ class PooledClassifierNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+class ConvResidual(nn.Module):
+    """Base of MobileNetV2's ``InvertedResidual`` and MobileNeXt's ``SandGlass``: the branch ``conv`` (a
+    ``Sequential``) with an identity shortcut where the subclass sets ``use_residual``.
+
+    Example:
+        >>> block = ConvResidual()
+        >>> block.conv, block.use_residual = nn.Conv2d(4, 4, 1), True
+        >>> block(torch.randn(1, 4, 2, 2)).shape
+        torch.Size([1, 4, 2, 2])
+    """
+
+    conv: nn.Module
+    use_residual: bool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x)  # (B, C_in, H, W) -> (B, C_out, H/s, W/s)
+        if self.use_residual:
+            out = out + x
+        return out
+
+
 def check_block_args(in_channels: int, out_channels: int, stride: int) -> None:
     """Raise ``ValueError`` unless the widths are positive ints and the stride is 1 or 2.
 

@@ -45,7 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from .layers import init_trunc_normal_
+from .layers import init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import Block, VisionTransformer, check_rate, resize_pos_embed
 
@@ -115,7 +115,7 @@ class BViT(VisionTransformer):
         num_heads, mlp_ratio = first.attn.num_heads, first.mlp.fc1.out_features / self.embed_dim
         qkv_bias = first.attn.qkv.bias is not None
         drop_path_rate = check_rate("drop_path_rate", kwargs.get("drop_path_rate", 0.0))
-        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
+        rates = linear_drop_path_rates(drop_path_rate, depth)
         self.blocks = nn.ModuleList([
             BViTBlock(self.embed_dim, num_heads, mlp_ratio, qkv_bias, rates[i]) for i in range(depth)
         ])

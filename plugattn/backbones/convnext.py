@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._validate import check_int
-from .layers import DropPath, linear_drop_path_rates
+from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .weights import remap_keys
 
@@ -159,11 +159,7 @@ class ConvNeXt(nn.Module):
         head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.classifier = nn.Sequential(LayerNorm2d(dims[-1], eps=1e-6), nn.Flatten(1), head)
 
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_trunc_normal_(self, (nn.Conv2d, nn.Linear))  # truncated normal (std 0.02), zero bias
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) -> (B, dims[-1], H/32, W/32)."""

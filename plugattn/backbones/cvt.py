@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import DropPath
+from .layers import DropPath, init_trunc_normal_
 from .registry import register_backbone
 from .vit import Mlp, check_heads, check_rate
 
@@ -228,11 +228,7 @@ class CvT(nn.Module):
         self.norm = nn.LayerNorm(dims[-1])
         self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
 
-        for m in self.modules():  # official init: truncated normal 0.02 for Linear, zero bias
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_trunc_normal_(self)  # official init: truncated normal 0.02 for Linear, zero bias
         for stage in self.stages:
             if stage.cls_token is not None:
                 nn.init.trunc_normal_(stage.cls_token, std=0.02)

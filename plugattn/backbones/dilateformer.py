@@ -56,7 +56,7 @@ from einops import rearrange
 
 from .._validate import check_int
 from ._mobile_common import check_probability
-from .layers import DropPath, init_trunc_normal_
+from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import Attention, Mlp, check_heads
 
@@ -296,7 +296,7 @@ class DilateFormer(nn.Module):
         self.patch_embed = PatchEmbed(in_chans, embed_dim)
         total = sum(depths)
         # stochastic depth growing linearly from 0 to drop_path_rate (torch.linspace in the official code)
-        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        rates = linear_drop_path_rates(drop_path_rate, total)
         stages: List[nn.Module] = []
         start = 0
         for index, depth in enumerate(depths):

@@ -22,15 +22,16 @@ from typing import Any, Callable, List
 import torch
 import torch.nn as nn
 
+from ._mbconv import StochasticResidual
 from ._mobile_common import check_block_args, check_probability
 from .efficientnet import EfficientNet, StageConfig, efficientnet_mbconv
-from .layers import ConvNormAct, DropPath, make_divisible
+from .layers import ConvNormAct, make_divisible
 from .registry import register_backbone
 
 __all__ = ["FusedMBConv", "efficientnet_v2_s"]
 
 
-class FusedMBConv(nn.Module):
+class FusedMBConv(StochasticResidual):
     """Fused-MBConv (EfficientNetV2, Fig. 2): kxk conv (+ SiLU) expanding to ``C_in * t``, then a
     linear 1x1 projection; with ``t = 1`` a single kxk conv + SiLU. Identity shortcut with stochastic
     depth when stride is 1 and the width is kept.
@@ -62,16 +63,7 @@ class FusedMBConv(nn.Module):
             layers.append(ConvNormAct(expanded, out_channels, 1, act=None, norm=norm))
         else:
             layers.append(ConvNormAct(in_channels, out_channels, kernel_size, stride, act="silu", norm=norm))
-        self.block = nn.Sequential(*layers)
-        self.use_residual = stride == 1 and in_channels == out_channels
-        self.stochastic_depth = DropPath(drop_path_rate)
-        self.out_channels = out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.block(x)
-        if self.use_residual:
-            out = self.stochastic_depth(out) + x
-        return out
+        self.set_block(layers, in_channels, out_channels, stride, drop_path_rate)
 
 
 # Table 4 of the EfficientNetV2 paper (V2-S)

@@ -45,7 +45,7 @@ import torch.fx
 import torch.nn as nn
 from einops import rearrange
 
-from .layers import DropPath, check_input_size, init_trunc_normal_
+from .layers import DropPath, check_input_size, init_trunc_normal_, linear_drop_path_rates
 from .mlp_mixer import PatchTokenModel
 from .registry import register_backbone
 from .vit import Mlp, PatchEmbed
@@ -132,7 +132,7 @@ class GFNet(PatchTokenModel):
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid, embed_dim))
         # stochastic depth grows linearly from 0 (first block) to drop_path_rate (last), as the official code
-        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
+        rates = linear_drop_path_rates(drop_path_rate, depth)
         self.blocks = nn.Sequential(*[GFNetBlock(embed_dim, grid, grid, mlp_ratio, rates[i]) for i in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()

@@ -24,7 +24,9 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_int
-from ._mobile_common import PooledClassifierNet, check_block_args, check_common_args, init_mobile_weights, make_classifier
+from ._mobile_common import (
+    ConvResidual, PooledClassifierNet, check_block_args, check_common_args, init_mobile_weights, make_classifier,
+)
 from .layers import ConvNormAct, make_divisible
 from .registry import register_backbone
 
@@ -42,7 +44,7 @@ MOBILENET_V2_STAGES = [
 ]
 
 
-class InvertedResidual(nn.Module):
+class InvertedResidual(ConvResidual):
     """MobileNetV2 inverted residual with linear bottleneck (paper Table 1).
 
     ``conv`` holds [1x1 expand ConvNormAct (ReLU6) when t > 1, 3x3 depthwise ConvNormAct (ReLU6),
@@ -76,12 +78,6 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.use_residual = stride == 1 and in_channels == out_channels
         self.out_channels = out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv(x)
-        if self.use_residual:
-            out = out + x
-        return out
 
 
 class MobileNetV2(PooledClassifierNet):

@@ -32,7 +32,9 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_int
-from ._mobile_common import PooledClassifierNet, check_block_args, check_common_args, init_mobile_weights, make_classifier
+from ._mobile_common import (
+    ConvResidual, PooledClassifierNet, check_block_args, check_common_args, init_mobile_weights, make_classifier,
+)
 from .layers import ConvNormAct, make_divisible
 from .registry import register_backbone
 
@@ -64,7 +66,7 @@ def sandglass_hidden_width(in_channels: int, out_channels: int, reduction: int) 
     return hidden
 
 
-class SandGlass(nn.Module):
+class SandGlass(ConvResidual):
     """Sandglass block (paper Fig. 3(b)): depthwise -> 1x1 reduce -> 1x1 expand -> depthwise, identity
     shortcut between the wide ends.
 
@@ -114,12 +116,6 @@ class SandGlass(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.use_residual = stride == 1 and in_channels == out_channels and not keep_depthwise
         self.out_channels = out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv(x)
-        if self.use_residual:
-            out = out + x
-        return out
 
 
 class MobileNeXt(PooledClassifierNet):

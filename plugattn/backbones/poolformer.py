@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_choice, check_int
-from .layers import DropPath, get_act, linear_drop_path_rates
+from .layers import DropPath, get_act, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import check_rate
 from .weights import remap_keys
@@ -230,11 +230,7 @@ class PoolFormer(nn.Module):
             self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
 
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_trunc_normal_(self, (nn.Conv2d, nn.Linear))  # truncated normal (std 0.02), zero bias
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) -> (B, dims[-1], H/32, W/32) (before the final norm)."""

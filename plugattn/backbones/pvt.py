@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import DropPath, linear_drop_path_rates
+from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import Mlp, check_heads, check_rate, resize_pos_embed
 
@@ -209,11 +209,7 @@ class PyramidVisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
 
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_trunc_normal_(self)  # truncated normal (std 0.02) linears, zero bias
         for stage in self.stages:
             nn.init.trunc_normal_(stage.pos_embed, std=0.02)
             if stage.cls_token is not None:

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 from .._validate import check_int
 from ..kernels.window_attention import window_attention
-from .layers import DropPath
+from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import check_rate
 
@@ -227,7 +227,7 @@ class SwinTransformer(nn.Module):
 
         self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size)
         total = sum(depths)  # stochastic depth rising linearly 0 -> drop_path_rate (plain floats: builds on meta)
-        rates = [drop_path_rate * index / max(total - 1, 1) for index in range(total)]
+        rates = linear_drop_path_rates(drop_path_rate, total)
         stages = []
         resolution = -(-img_size // patch_size)
         for stage, (depth, heads) in enumerate(zip(depths, num_heads)):
@@ -242,18 +242,10 @@ class SwinTransformer(nn.Module):
         self.layers = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(self._init_weights)
+        init_trunc_normal_(self)  # as the official code / timm: truncated normal (std .02) linears, zero bias
         for module in self.modules():
             if isinstance(module, WindowMSA):
                 nn.init.trunc_normal_(module.relative_position_bias_table, std=0.02)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        # as the official code / timm: truncated normal (std .02) linears with zero bias
-        if isinstance(module, nn.Linear):
-            nn.init.trunc_normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) -> normalised last-stage map (B, num_features, H/32, W/32)."""

@@ -45,7 +45,8 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import DropPath, get_act, linear_drop_path_rates
+from ._mobile_common import check_probability
+from .layers import DropPath, get_act, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call so the models stay traceable
@@ -65,16 +66,9 @@ __all__ = [
 ]
 
 
-def check_rate(name: str, value: float) -> float:
-    """Return ``value`` if it is a probability in [0, 1), else ``ValueError`` naming ``name``.
-
-    Example:
-        >>> check_rate("drop_path_rate", 0.1)
-        0.1
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
+# a rate in [0, 1) (stochastic depth, dropout): the same rule as the mobile nets', under the name the
+# transformer and MLP files import
+check_rate = check_probability
 
 
 def check_heads(dim: int, num_heads: int) -> None:
@@ -262,11 +256,7 @@ class VisionTransformer(nn.Module):
 
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_trunc_normal_(self)  # truncated normal (std 0.02) linears, zero bias
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) -> normalised tokens (B, 1 + H/P * W/P, C), class token first."""

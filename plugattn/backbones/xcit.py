@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import DropPath
+from .layers import DropPath, init_trunc_normal_
 from .registry import register_backbone
 from .vit import Mlp, check_heads, check_rate
 
@@ -304,11 +304,7 @@ class XCiT(nn.Module):
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_trunc_normal_(self)  # truncated normal (std 0.02) linears, zero bias
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) -> normalised tokens (B, 1 + H/16 * W/16, C), class token first."""
