@@ -2,15 +2,10 @@
 import pytest
 import torch
 
-from hybrid_checks import assert_heads, assert_registered, assert_token_site_refused
-from mobile_checks import (
-    assert_deterministic_init,
-    assert_forward_backward,
-    assert_fx_matches,
-    assert_inject_runs,
-    count_params,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads, check_injection,
+    check_registered, check_timm_outputs_match, check_token_site_error, count_params, random_batch, timm_param_count,
 )
-from vit_checks import check_timm_outputs_match, timm_param_count
 from plugattn.backbones.bvit import BroadAttention, BViT, bvit_small
 
 DEIT_S_PARAMS = 22_050_664  # timm vit_small_patch16_224 == deit_small_patch16_224; broad attention adds 0
@@ -28,25 +23,25 @@ def test_param_count_is_deit_s_plus_nothing():
         ours = bvit_small()
     assert count_params(ours) == DEIT_S_PARAMS == timm_param_count("deit_small_patch16_224")
     assert count_params(ours.broad_attention) == 0
-    assert_registered("bvit_small", BViT, DEIT_S_PARAMS)
+    check_registered("bvit_small", "vit", model_class=BViT, params=DEIT_S_PARAMS)
 
 
 def test_forward_backward(model):
-    assert_forward_backward(model, 10, size=SIZE)
+    check_forward_backward(model, random_batch(SIZE), 10)
 
 
 def test_heads_features_and_default_size():
     # 64 / 16 = 4 x 4 patches + the class token
-    assert_heads(bvit_small, 384, (17, 384), size=SIZE, default_input_size=224)
+    check_heads(bvit_small, 384, (17, 384), size=SIZE, default_input_size=224)
 
 
 def test_fx_trace_equals_eager_at_small_and_default_size(model):
-    assert_fx_matches(model, size=SIZE)
-    assert_fx_matches(model, size=224)
+    check_fx_matches_eager(model, random_batch(SIZE, batch=1))
+    check_fx_matches_eager(model, random_batch(224, batch=1))
 
 
 def test_init_is_deterministic():
-    assert_deterministic_init(bvit_small)
+    check_deterministic_init(bvit_small, num_classes=10)
 
 
 def test_without_broad_attention_it_is_timm_deit_s():
@@ -86,11 +81,11 @@ def test_broad_term_is_added_with_its_weight(model):
 
 
 def test_inject_eca_after_patch_embed(model):
-    assert_inject_runs(model, "PatchEmbed", expected_sites=1, size=SIZE)
+    check_injection(model, "PatchEmbed", random_batch(SIZE, batch=1), expected_sites=1)
 
 
 def test_inject_into_token_blocks_is_refused(model):
-    assert_token_site_refused(model, "BViTBlock", size=SIZE)
+    check_token_site_error(model, "BViTBlock", random_batch(SIZE, batch=1))
 
 
 def test_bad_arguments():

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnn_checks import (
+from .backbone_checks import (
     check_deterministic_init,
     check_forward_backward,
     check_fx_matches_eager,
@@ -14,9 +14,9 @@ from cnn_checks import (
     check_injection,
     check_param_count,
     count_params,
+    check_token_site_error,
     on_meta,
 )
-from vit_checks import check_token_site_error
 from plugattn.backbones import create_backbone, list_backbones
 from plugattn.backbones.cmt import CMT, CMTBlock, LightweightAttention, cmt_ti, resize_relative_position_bias
 from plugattn.backbones.registry import BACKBONES

@@ -4,18 +4,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_head_variants,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
-    randomize_,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    check_keys_match_timm, check_param_count, check_timm_outputs_match, count_params, on_meta, randomize_,
+    timm_param_count, x64,
 )
-from vit_checks import check_keys_match_timm, check_timm_outputs_match, timm_param_count
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.convmixer import ConvMixer, ConvMixerBlock, convmixer_768_32, convmixer_1536_20
 from plugattn.backbones.registry import BACKBONES
@@ -36,11 +29,6 @@ def tiny(**kwargs):
 def model():
     torch.manual_seed(0)
     return convmixer_768_32(num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def x64():
-    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
 
 def test_registered_in_mlp_family():

@@ -4,16 +4,9 @@ import timm
 import torch
 import torchvision
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_head_variants,
-    check_injection,
-    check_random_reference_loads,
-    check_reference_layout,
-    on_meta,
-    x64,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    check_random_reference_loads, check_reference_layout, on_meta, x64,
 )
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.convnext import (

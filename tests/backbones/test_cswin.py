@@ -1,15 +1,10 @@
 """CSWin-T (Dong et al., CVPR 2022): official config, stripes, LePE, FX at 112."""
 import pytest
 import torch
-import torch.nn.functional as F
 
-from hybrid_checks import assert_heads, assert_registered, assert_token_site_refused
-from mobile_checks import (
-    assert_deterministic_init,
-    assert_forward_backward,
-    assert_fx_matches,
-    assert_inject_runs,
-    assert_param_count,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads, check_injection,
+    check_param_count, check_registered, check_token_site_error, random_batch,
 )
 from plugattn.backbones.cswin import CSWinBlock, CSWinTransformer, LePEAttention, cswin_tiny
 
@@ -25,8 +20,8 @@ def model():
 
 
 def test_param_count_matches_the_official_config():
-    assert_param_count(cswin_tiny(), OFFICIAL_PARAMS)
-    assert_registered("cswin_tiny", CSWinTransformer, OFFICIAL_PARAMS)
+    check_param_count(cswin_tiny(), OFFICIAL_PARAMS)
+    check_registered("cswin_tiny", "vit", model_class=CSWinTransformer, params=OFFICIAL_PARAMS)
     # one block of width C: LN 2C, qkv 3C^2 + 3C, two LePE dwconvs 2 * (C/2 * 9 + C/2), proj C^2 + C,
     # LN 2C, MLP 8C^2 + 5C
     c = 256
@@ -35,20 +30,20 @@ def test_param_count_matches_the_official_config():
 
 
 def test_forward_backward(model):
-    assert_forward_backward(model, 10, size=SIZE)
+    check_forward_backward(model, random_batch(SIZE), 10)
 
 
 def test_heads_features_and_default_size():
     # 112 -> 28 -> 14 -> 7 -> 4 (3x3 stride-2 convs, padding 1): 16 tokens of width 8C = 512
-    assert_heads(cswin_tiny, 512, (16, 512), size=SIZE, default_input_size=224)
+    check_heads(cswin_tiny, 512, (16, 512), size=SIZE, default_input_size=224)
 
 
 def test_fx_trace_equals_eager(model):
-    assert_fx_matches(model, size=SIZE)
+    check_fx_matches_eager(model, random_batch(SIZE, batch=1))
 
 
 def test_init_is_deterministic():
-    assert_deterministic_init(cswin_tiny)
+    check_deterministic_init(cswin_tiny, num_classes=10)
 
 
 def test_stripe_attention_matches_a_direct_statement():
@@ -73,12 +68,12 @@ def test_size_that_does_not_tile_into_stripes_is_refused(model):
 
 
 def test_inject_eca_after_every_stage_and_merge(model):
-    assert_inject_runs(model, "CSWinStage", expected_sites=4, size=SIZE)
-    assert_inject_runs(model, "MergeBlock", expected_sites=3, size=SIZE)
+    check_injection(model, "CSWinStage", random_batch(SIZE, batch=1), expected_sites=4)
+    check_injection(model, "MergeBlock", random_batch(SIZE, batch=1), expected_sites=3)
 
 
 def test_inject_into_block_tokens_is_refused(model):
-    assert_token_site_refused(model, "CSWinBlock", size=SIZE)
+    check_token_site_error(model, "CSWinBlock", random_batch(SIZE, batch=1))
 
 
 def test_bad_arguments():

@@ -2,42 +2,18 @@
 import pytest
 import torch
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
-)
-from vit_checks import check_token_head_variants, check_token_site_error
-from plugattn.backbones import create_backbone, list_backbones
+from .backbone_checks import ContractCase, contract_tests, model_fixture, on_meta, x64
 from plugattn.backbones.cvt import ConvAttention, CvT, cvt_13
-from plugattn.backbones.registry import BACKBONES
 from plugattn.testing import assert_rel_close
 
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return cvt_13(num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def x64():
-    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-
-
-def test_registered():
-    assert "cvt_13" in list_backbones("vit")
-    assert create_backbone("cvt_13", num_classes=3).head.out_features == 3
-
-
-def test_param_count_matches_paper():
-    ours = on_meta(cvt_13)
-    assert count_params(ours) == 19_997_480
-    check_param_count(ours, BACKBONES.get("cvt_13").info["params"])  # paper / HF: 20.0M
+CASE = ContractCase(
+    cvt_13, "cvt_13", "vit", num_features=384, created_as="cvt_13",
+    params=19_997_480,  # paper / HF: 20.0M (the registry's reference)
+    fx_sizes=(224,), init_factory=CvT, init_kwargs=dict(dims=(8, 16, 32), depths=(1, 1, 1), heads=(1, 2, 4)),
+    inject_sites=(("ConvProjection", 3 * 13),), token_blocks=("CvTBlock",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_stage_shapes_and_class_token_only_in_last_stage(model):
@@ -70,29 +46,9 @@ def test_conv_attention_matches_restated_projection():
         assert_rel_close(attn(x, 6, 6, with_cls_token=True), expected, what="convolutional attention")
 
 
-def test_forward_backward(x64):
-    torch.manual_seed(0)
-    check_forward_backward(cvt_13(num_classes=4), x64, 4)
-
-
-def test_num_classes_and_in_chans(x64):
-    check_token_head_variants(cvt_13, torch.zeros(2, 3, 64, 64), 384)
+def test_features_are_the_last_stage_map(x64):
     with torch.no_grad():
         assert on_meta(cvt_13).forward_features(x64.to("meta")).shape == (2, 384, 4, 4)
-
-
-def test_fx_matches_eager_two_sizes(model, x64):
-    check_fx_matches_eager(model, torch.randn(1, 3, 224, 224))
-    check_fx_matches_eager(model, x64)
-
-
-def test_deterministic_init():
-    check_deterministic_init(CvT, dims=(8, 16, 32), depths=(1, 1, 1), heads=(1, 2, 4))
-
-
-def test_inject_after_conv_projections_and_token_error(model, x64):
-    check_injection(model, "ConvProjection", x64[:1], expected_sites=3 * 13)
-    check_token_site_error(model, "CvTBlock", x64[:1])
 
 
 @pytest.mark.parametrize(

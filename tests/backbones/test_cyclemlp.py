@@ -3,15 +3,9 @@ import pytest
 import torch
 from torchvision.ops import deform_conv2d
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_head_variants,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    check_param_count, count_params, on_meta, x64,
 )
 from plugattn.backbones import create_backbone, list_backbones
 from plugattn.backbones.cyclemlp import CycleFC, CycleMLP, cycle_offsets, cyclemlp_b1
@@ -39,11 +33,6 @@ def official_cyclemlp_b1_params() -> int:
 def model():
     torch.manual_seed(0)
     return cyclemlp_b1(num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def x64():
-    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
 
 def test_registered():

@@ -3,18 +3,9 @@ import pytest
 import torch
 import torchvision
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_head_variants,
-    check_injection,
-    check_random_reference_loads,
-    check_reference_layout,
-    materialize_random,
-    on_meta,
-    randomize_,
-    x64,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    check_random_reference_loads, check_reference_layout, materialize_random, on_meta, randomize_, x64,
 )
 from plugattn.backbones import create_backbone, load_external_weights
 from plugattn.backbones.densenet import DenseBlock, DenseLayer, DenseNet, densenet121, densenet169, densenet201

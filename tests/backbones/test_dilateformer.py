@@ -2,14 +2,9 @@
 import pytest
 import torch
 
-from hybrid_checks import assert_heads, assert_registered, assert_token_site_refused
-from mobile_checks import (
-    assert_deterministic_init,
-    assert_forward_backward,
-    assert_fx_matches,
-    assert_inject_runs,
-    assert_param_count,
-    count_params,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads, check_injection,
+    check_param_count, check_registered, check_token_site_error, count_params, random_batch,
 )
 from plugattn.backbones.dilateformer import (
     DilateAttention,
@@ -42,26 +37,26 @@ def test_param_count_matches_the_official_config():
     merges = sum(9 * c * 2 * c + 2 * c + 4 * c for c in (72, 144, 288))
     head = 2 * 576 + 576 * 1000 + 1000
     assert count_params(reference) == stem + blocks + merges + head == OFFICIAL_PARAMS
-    assert_param_count(reference, OFFICIAL_PARAMS)
-    assert_registered("dilateformer_tiny", DilateFormer, OFFICIAL_PARAMS)
+    check_param_count(reference, OFFICIAL_PARAMS)
+    check_registered("dilateformer_tiny", "vit", model_class=DilateFormer, params=OFFICIAL_PARAMS)
 
 
 def test_forward_backward(model):
-    assert_forward_backward(model, 10, size=SIZE)
+    check_forward_backward(model, random_batch(SIZE), 10)
 
 
 def test_heads_features_and_default_size():
     # 64 -> 16 -> 8 -> 4 -> 2: 4 tokens of width 8C = 576
-    assert_heads(dilateformer_tiny, 576, (4, 576), size=SIZE, default_input_size=224)
+    check_heads(dilateformer_tiny, 576, (4, 576), size=SIZE, default_input_size=224)
 
 
 def test_fx_trace_equals_eager_at_small_and_default_size(model):
-    assert_fx_matches(model, size=SIZE)
-    assert_fx_matches(model, size=224)
+    check_fx_matches_eager(model, random_batch(SIZE, batch=1))
+    check_fx_matches_eager(model, random_batch(224, batch=1))
 
 
 def test_init_is_deterministic():
-    assert_deterministic_init(dilateformer_tiny)
+    check_deterministic_init(dilateformer_tiny, num_classes=10)
 
 
 def test_sliding_window_dilated_attention_matches_eq_1():
@@ -102,12 +97,12 @@ def test_msda_groups_use_their_own_dilation():
 
 
 def test_inject_eca_after_dilated_blocks_and_merges(model):
-    assert_inject_runs(model, "DilateBlock", expected_sites=4, size=SIZE)
-    assert_inject_runs(model, "PatchMerging", expected_sites=3, size=SIZE)
+    check_injection(model, "DilateBlock", random_batch(SIZE, batch=1), expected_sites=4)
+    check_injection(model, "PatchMerging", random_batch(SIZE, batch=1), expected_sites=3)
 
 
 def test_inject_into_attention_tokens_is_refused(model):
-    assert_token_site_refused(model, "MultiDilateLocalAttention", size=SIZE)
+    check_token_site_error(model, "MultiDilateLocalAttention", random_batch(SIZE, batch=1))
 
 
 def test_bad_arguments():

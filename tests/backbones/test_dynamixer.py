@@ -4,18 +4,10 @@ from functools import partial
 import pytest
 import torch
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_head_variants,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
+from .backbone_checks import (
+    check_deterministic_init, check_fixed_input_size, check_forward_backward, check_fx_matches_eager,
+    check_head_variants, check_injection, check_param_count, check_token_site_error, count_params, on_meta,
 )
-from fixed_size_checks import check_fixed_input_size
-from vit_checks import check_token_site_error
 from plugattn.backbones import create_backbone, list_backbones
 from plugattn.backbones.dynamixer import DynaMixer, DynaMixerBlock, DynaMixerOp, dynamixer_s
 from plugattn.backbones.registry import BACKBONES

@@ -3,14 +3,9 @@ import pytest
 import timm
 import torch
 
-from hybrid_checks import assert_heads, assert_registered, assert_token_site_refused
-from mobile_checks import (
-    assert_bad_load_raises,
-    assert_deterministic_init,
-    assert_forward_backward,
-    assert_fx_matches,
-    assert_inject_runs,
-    assert_param_count,
+from .backbone_checks import (
+    check_bad_load_raises, check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads,
+    check_injection, check_param_count, check_registered, check_token_site_error, random_batch,
 )
 from plugattn.backbones import load_external_weights
 from plugattn.backbones.efficientformer import EfficientFormer, efficientformer_l1, relative_offset_bias
@@ -27,25 +22,25 @@ def model():
 
 
 def test_param_count_matches_timm():
-    assert_param_count(efficientformer_l1(), TIMM_PARAMS)
-    assert_registered("efficientformer_l1", EfficientFormer, TIMM_PARAMS)
+    check_param_count(efficientformer_l1(), TIMM_PARAMS)
+    check_registered("efficientformer_l1", "vit", model_class=EfficientFormer, params=TIMM_PARAMS)
 
 
 def test_forward_backward(model):
-    assert_forward_backward(model, 10, size=64)
+    check_forward_backward(model, random_batch(64), 10)
 
 
 def test_heads_features_and_default_size():
     # 64 x 64 -> a 2 x 2 grid of 448-wide tokens after the final LayerNorm
-    assert_heads(efficientformer_l1, 448, (4, 448), size=64, default_input_size=224)
+    check_heads(efficientformer_l1, 448, (4, 448), size=64, default_input_size=224)
 
 
 def test_fx_trace_equals_eager_at_a_non_default_size(model):
-    assert_fx_matches(model, size=96)
+    check_fx_matches_eager(model, random_batch(96, batch=1))
 
 
 def test_init_is_deterministic():
-    assert_deterministic_init(efficientformer_l1)
+    check_deterministic_init(efficientformer_l1, num_classes=10)
 
 
 def test_attention_bias_reads_the_offset_table():
@@ -62,11 +57,11 @@ def test_attention_bias_reads_the_offset_table():
 
 def test_inject_eca_after_every_meta4d_block(model):
     # L1 depths (3, 2, 6, 4) with one Meta3D block: 3 + 2 + 6 + 3 = 14 Meta4D blocks
-    assert_inject_runs(model, "Meta4D", expected_sites=14, size=64)
+    check_injection(model, "Meta4D", random_batch(64, batch=1), expected_sites=14)
 
 
 def test_inject_into_meta3d_tokens_is_refused(model):
-    assert_token_site_refused(model, "Meta3D", size=64)
+    check_token_site_error(model, "Meta3D", random_batch(64, batch=1))
 
 
 def test_timm_weights_give_timm_outputs():
@@ -84,7 +79,7 @@ def test_timm_weights_give_timm_outputs():
 
 def test_mismatched_weights_are_refused():
     state = timm.create_model("efficientformer_l1", pretrained=False).state_dict()
-    assert_bad_load_raises(efficientformer_l1(), state, "timm")
+    check_bad_load_raises(efficientformer_l1(), state, "timm")
 
 
 def test_bad_arguments():

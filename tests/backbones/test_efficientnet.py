@@ -5,14 +5,9 @@ import pytest
 import torch
 import torchvision
 
-from mobile_checks import (
-    assert_backbone_contract,
-    assert_bad_arguments,
-    assert_bad_load_raises,
-    assert_forward_backward,
-    assert_inject_runs,
-    assert_loads_reference,
-    assert_param_count,
+from .backbone_checks import (
+    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
+    check_mobile_bad_arguments, check_param_count, random_batch,
 )
 from plugattn.attention.se import SELayer
 from plugattn.backbones import BACKBONES, create_backbone
@@ -33,7 +28,7 @@ NAMES = sorted(TORCHVISION_PARAMS)
 
 @pytest.mark.parametrize("name", NAMES)
 def test_param_count_matches_torchvision(name):
-    assert_param_count(create_backbone(name), TORCHVISION_PARAMS[name])
+    check_param_count(create_backbone(name), TORCHVISION_PARAMS[name])
     assert BACKBONES.get(name).info["params"] == TORCHVISION_PARAMS[name]
 
 
@@ -46,11 +41,11 @@ def test_depth_follows_compound_scaling(name):
 
 
 def test_backbone_contract():
-    assert_backbone_contract(efficientnet_b0, pooled_width=1280, feature_width=1280)
+    check_backbone_contract(efficientnet_b0, pooled_width=1280, feature_width=1280)
 
 
 def test_forward_backward():
-    assert_forward_backward(efficientnet_b0(num_classes=10), 10)
+    check_forward_backward(efficientnet_b0(num_classes=10), random_batch(64), 10)
 
 
 def test_fx_trace_in_train_mode_keeps_stochastic_depth():
@@ -64,22 +59,22 @@ def test_fx_trace_in_train_mode_keeps_stochastic_depth():
 
 
 def test_inject_eca_after_every_mbconv():
-    assert_inject_runs(efficientnet_b0(num_classes=10), "MBConv", expected_sites=sum(B0_LAYERS))
+    check_injection(efficientnet_b0(num_classes=10), "MBConv", random_batch(64, batch=1), expected_sites=sum(B0_LAYERS))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_torchvision_weights_give_torchvision_outputs(name):
     torch.manual_seed(0)
     reference = getattr(torchvision.models, name)(weights=None)
-    assert_loads_reference(create_backbone(name), reference, "torchvision")
+    check_load_matches(create_backbone(name), reference, "torchvision", random_batch(64, batch=1))
 
 
 def test_mismatched_weights_are_refused():
-    assert_bad_load_raises(efficientnet_b0(), torchvision.models.efficientnet_b0(weights=None).state_dict(), "torchvision")
+    check_bad_load_raises(efficientnet_b0(), torchvision.models.efficientnet_b0(weights=None).state_dict(), "torchvision")
 
 
 def test_bad_arguments():
-    assert_bad_arguments(efficientnet_b0)
+    check_mobile_bad_arguments(efficientnet_b0)
     with pytest.raises(ValueError, match="drop_path_rate"):
         efficientnet_b0(drop_path_rate=1.0)
     with pytest.raises(ValueError, match="depth_mult"):

@@ -3,13 +3,9 @@ import pytest
 import torch
 import torchvision
 
-from mobile_checks import (
-    assert_backbone_contract,
-    assert_bad_load_raises,
-    assert_forward_backward,
-    assert_inject_runs,
-    assert_loads_reference,
-    assert_param_count,
+from .backbone_checks import (
+    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
+    check_param_count, random_batch,
 )
 from plugattn.backbones import BACKBONES, create_backbone
 from plugattn.backbones.efficientnet import MBConv
@@ -28,7 +24,7 @@ def model():
 
 
 def test_param_count_matches_torchvision(model):
-    assert_param_count(model, TORCHVISION_PARAMS)
+    check_param_count(model, TORCHVISION_PARAMS)
     assert BACKBONES.get("efficientnet_v2_s").info["params"] == TORCHVISION_PARAMS
 
 
@@ -40,24 +36,24 @@ def test_block_types_follow_table_4(model):
 
 
 def test_backbone_contract():
-    assert_backbone_contract(efficientnet_v2_s, pooled_width=1280, feature_width=1280)
+    check_backbone_contract(efficientnet_v2_s, pooled_width=1280, feature_width=1280)
 
 
 def test_forward_backward():
-    assert_forward_backward(create_backbone("efficientnet_v2_s", num_classes=10), 10)
+    check_forward_backward(create_backbone("efficientnet_v2_s", num_classes=10), random_batch(64), 10)
 
 
 def test_inject_eca_after_every_fused_mbconv():
-    assert_inject_runs(efficientnet_v2_s(num_classes=10), "FusedMBConv", expected_sites=FUSED_LAYERS)
+    check_injection(efficientnet_v2_s(num_classes=10), "FusedMBConv", random_batch(64, batch=1), expected_sites=FUSED_LAYERS)
 
 
 def test_torchvision_weights_give_torchvision_outputs(model):
     torch.manual_seed(0)
-    assert_loads_reference(model, torchvision.models.efficientnet_v2_s(weights=None), "torchvision")
+    check_load_matches(model, torchvision.models.efficientnet_v2_s(weights=None), "torchvision", random_batch(64, batch=1))
 
 
 def test_mismatched_weights_are_refused(model):
-    assert_bad_load_raises(model, torchvision.models.efficientnet_v2_s(weights=None).state_dict(), "torchvision")
+    check_bad_load_raises(model, torchvision.models.efficientnet_v2_s(weights=None).state_dict(), "torchvision")
 
 
 def test_bad_arguments():

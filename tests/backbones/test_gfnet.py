@@ -3,16 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    check_param_count, check_token_site_error, count_params, on_meta, x224,
 )
-from vit_checks import check_token_head_variants, check_token_site_error
 from plugattn.backbones import create_backbone, list_backbones
 from plugattn.backbones.gfnet import GFNet, GFNetBlock, GlobalFilter, gfnet_ti, gfnet_xs
 from plugattn.backbones.registry import BACKBONES
@@ -40,11 +34,6 @@ def tiny(**kwargs):
 def model():
     torch.manual_seed(0)
     return gfnet_ti(num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def x224():
-    return torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
 
 
 def test_registered_in_mlp_family():
@@ -118,7 +107,7 @@ def test_features_and_default_size(model, x224):
 
 
 def test_num_classes_and_in_chans():
-    check_token_head_variants(gfnet_ti, torch.zeros(1, 3, 224, 224), 256)
+    check_head_variants(gfnet_ti, torch.zeros(1, 3, 224, 224), 256, map_features=False)
 
 
 def test_other_input_size_raises_clear_error_eager_and_traced(model):

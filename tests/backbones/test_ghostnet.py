@@ -5,14 +5,9 @@ import pytest
 import timm
 import torch
 
-from mobile_checks import (
-    assert_backbone_contract,
-    assert_bad_arguments,
-    assert_bad_load_raises,
-    assert_forward_backward,
-    assert_inject_runs,
-    assert_loads_reference,
-    assert_param_count,
+from .backbone_checks import (
+    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
+    check_mobile_bad_arguments, check_param_count, random_batch,
 )
 from plugattn.attention.se import SELayer
 from plugattn.backbones import BACKBONES, create_backbone
@@ -29,34 +24,34 @@ def model():
 
 
 def test_param_count_matches_timm(model):
-    assert_param_count(model, TIMM_PARAMS)
+    check_param_count(model, TIMM_PARAMS)
     assert BACKBONES.get("ghostnet_100").info["params"] == TIMM_PARAMS
 
 
 def test_forward_backward():
-    assert_forward_backward(create_backbone("ghostnet_100", num_classes=10), 10)
+    check_forward_backward(create_backbone("ghostnet_100", num_classes=10), random_batch(64), 10)
 
 
 def test_backbone_contract():
     # num_classes=0 keeps conv_head + ReLU: 1280-d pre-logits; the feature map has 960 channels
-    assert_backbone_contract(ghostnet_100, pooled_width=1280, feature_width=960)
+    check_backbone_contract(ghostnet_100, pooled_width=1280, feature_width=960)
 
 
 def test_inject_eca_after_every_ghost_bottleneck():
-    assert_inject_runs(ghostnet_100(num_classes=10), "GhostBottleneck", expected_sites=16)  # Table 1
+    check_injection(ghostnet_100(num_classes=10), "GhostBottleneck", random_batch(64, batch=1), expected_sites=16)  # Table 1
 
 
 def test_timm_weights_give_timm_outputs(model):
     torch.manual_seed(0)
-    assert_loads_reference(model, timm.create_model("ghostnet_100", pretrained=False), "timm")
+    check_load_matches(model, timm.create_model("ghostnet_100", pretrained=False), "timm", random_batch(64, batch=1))
 
 
 def test_mismatched_weights_are_refused(model):
-    assert_bad_load_raises(model, timm.create_model("ghostnet_100", pretrained=False).state_dict(), "timm")
+    check_bad_load_raises(model, timm.create_model("ghostnet_100", pretrained=False).state_dict(), "timm")
 
 
 def test_bad_arguments():
-    assert_bad_arguments(ghostnet_100)
+    check_mobile_bad_arguments(ghostnet_100)
     with pytest.raises(ValueError, match="ratio"):
         GhostModule(16, 16, ratio=1)
     with pytest.raises(ValueError, match="se_ratio"):

@@ -3,29 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
-)
-from vit_checks import (
-    check_keys_match_timm,
-    check_timm_outputs_match,
-    check_token_head_variants,
-    check_token_site_error,
-    timm_param_count,
-)
-from plugattn.backbones import create_backbone, list_backbones
+from .backbone_checks import ContractCase, check_timm_outputs_match, contract_tests, model_fixture, on_meta, x224
 from plugattn.backbones.gmlp import GMlp, SpatialGatingUnit, gmlp_s16_224
-from plugattn.backbones.registry import BACKBONES
 from plugattn.testing import assert_rel_close
-
-# timm's published count, re-measured by building timm's model (test_param_count_matches_timm)
-REFERENCE_PARAMS = 19_422_656
 
 
 def tiny(**kwargs):
@@ -33,30 +13,15 @@ def tiny(**kwargs):
     return GMlp(**{**config, **kwargs})
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return gmlp_s16_224(num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def x224():
-    return torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-
-
-def test_registered_in_mlp_family():
-    assert "gmlp_s16_224" in list_backbones("mlp")
-    assert create_backbone("gmlp_s16_224", num_classes=3).head.out_features == 3
-
-
-def test_param_count_matches_timm():
-    ours = on_meta(gmlp_s16_224)
-    assert count_params(ours) == REFERENCE_PARAMS == timm_param_count("gmlp_s16_224")
-    check_param_count(ours, BACKBONES.get("gmlp_s16_224").info["params"])
-
-
-def test_state_dict_keys_match_timm():
-    check_keys_match_timm(gmlp_s16_224, "gmlp_s16_224")
+# batch 1 at 224: the model is fixed to 224 x 224, one image keeps CI fast
+CASE = ContractCase(
+    gmlp_s16_224, "gmlp_s16_224", "mlp", num_features=256, created_as="gmlp_s16_224",
+    params=19_422_656, timm_name="gmlp_s16_224",  # timm's published count, re-measured by the contract test
+    size=224, batch=1, init_factory=tiny, init_kwargs=dict(num_classes=3),
+    inject_sites=(("PatchEmbed", 1),), token_blocks=("SpatialGatingBlock",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_table1_gmlp_s_sizes():
@@ -94,20 +59,10 @@ def test_gate_starts_near_identity():
         torch.testing.assert_close(unit(z), z[..., :32], atol=1e-4, rtol=0)
 
 
-def test_forward_backward_at_224(x224):
-    torch.manual_seed(0)
-    # batch 1: the model is fixed to 224 x 224, one image keeps CI fast
-    check_forward_backward(gmlp_s16_224(num_classes=4), x224, 4)
-
-
 def test_features_and_default_size(model, x224):
     assert model.default_input_size == 224
     with torch.no_grad():
         assert model.forward_features(x224).shape == (1, 196, 256)
-
-
-def test_num_classes_and_in_chans():
-    check_token_head_variants(gmlp_s16_224, torch.zeros(1, 3, 224, 224), 256)
 
 
 def test_other_input_size_raises_clear_error_eager_and_traced(model):
@@ -116,22 +71,6 @@ def test_other_input_size_raises_clear_error_eager_and_traced(model):
         model(torch.zeros(1, 3, 96, 96))
     with pytest.raises(ValueError, match=message):
         torch.fx.symbolic_trace(model)(torch.zeros(1, 3, 96, 96))
-
-
-def test_fx_trace_equals_eager(model, x224):
-    check_fx_matches_eager(model, x224)
-
-
-def test_deterministic_init():
-    check_deterministic_init(tiny, num_classes=3)
-
-
-def test_inject_after_patch_embed(model, x224):
-    check_injection(model, "PatchEmbed", x224, expected_sites=1)
-
-
-def test_token_block_gives_injector_error(model, x224):
-    check_token_site_error(model, "SpatialGatingBlock", x224)
 
 
 @pytest.mark.parametrize(

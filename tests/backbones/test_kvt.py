@@ -4,55 +4,27 @@ from functools import partial
 import pytest
 import torch
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
-)
-from vit_checks import (
-    check_keys_match_timm,
-    check_timm_outputs_match,
-    check_token_head_variants,
-    check_token_site_error,
-    timm_param_count,
-)
+from .backbone_checks import ContractCase, check_timm_outputs_match, contract_tests, model_fixture
 from plugattn.backbones import create_backbone, list_backbones
 from plugattn.backbones.kvt import KNNAttention, knn_mask_scores, kvt_deit_small_patch16_224
-from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.vit import Attention, VisionTransformer
 from plugattn.testing import assert_rel_close
 
-DEIT_S_PARAMS = 22_050_664  # timm deit_small_patch16_224, re-measured below
-
-
-@pytest.fixture(scope="module")
-def x64():
-    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return kvt_deit_small_patch16_224(num_classes=10, topk=8).eval()
+CASE = ContractCase(
+    kvt_deit_small_patch16_224, "kvt", "vit", num_features=384,
+    params=22_050_664, timm_name="deit_small_patch16_224",  # timm deit_small_patch16_224, re-measured
+    model_kwargs=dict(topk=8), train_kwargs=dict(topk=5),
+    init_factory=VisionTransformer, init_kwargs=dict(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2,
+                                                     attn_layer=partial(KNNAttention, topk=4)),
+    inject_sites=(("PatchEmbed", 1),), token_blocks=("KNNAttention",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_registered_with_aliases():
     assert "kvt_deit_small_patch16_224" in list_backbones("vit")
     assert create_backbone("kvt", num_classes=3, topk=7).blocks[5].attn.topk == 7
-
-
-def test_param_count_equals_deit_small():
-    ours = on_meta(kvt_deit_small_patch16_224)
-    assert count_params(ours) == DEIT_S_PARAMS == timm_param_count("deit_small_patch16_224")
-    check_param_count(ours, BACKBONES.get("kvt").info["params"])
-
-
-def test_keys_match_timm_deit_small():
-    check_keys_match_timm(kvt_deit_small_patch16_224, "deit_small_patch16_224")
 
 
 def test_deit_small_weights_match_timm_with_k_all_tokens():
@@ -95,29 +67,6 @@ def test_top_k_attention_matches_restated_equation():
 def test_mask_keeps_exactly_k_per_row():
     masked = knn_mask_scores(torch.randn(2, 3, 10, 10), 4)
     assert torch.equal(torch.isfinite(masked).sum(-1), torch.full((2, 3, 10), 4))
-
-
-def test_forward_backward(x64):
-    torch.manual_seed(0)
-    check_forward_backward(kvt_deit_small_patch16_224(num_classes=4, topk=5), x64, 4)
-
-
-def test_num_classes_and_in_chans():
-    check_token_head_variants(kvt_deit_small_patch16_224, torch.zeros(2, 3, 64, 64), 384)
-
-
-def test_fx_matches_eager(model, x64):
-    check_fx_matches_eager(model, x64)
-
-
-def test_deterministic_init():
-    check_deterministic_init(VisionTransformer, img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2,
-                             attn_layer=partial(KNNAttention, topk=4))
-
-
-def test_inject_after_patch_embed_and_token_error(model, x64):
-    check_injection(model, "PatchEmbed", x64[:1], expected_sites=1)
-    check_token_site_error(model, "KNNAttention", x64[:1])
 
 
 @pytest.mark.parametrize("topk", [0, -3, 2.5])

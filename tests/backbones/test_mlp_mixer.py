@@ -3,21 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
-)
-from vit_checks import (
-    check_keys_match_timm,
-    check_timm_outputs_match,
-    check_token_head_variants,
-    check_token_site_error,
-    timm_param_count,
+from .backbone_checks import (
+    ContractCase, check_keys_match_timm, check_reference_count, check_timm_outputs_match, contract_tests,
+    model_fixture, on_meta, x224,
 )
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.mlp_mixer import MixerBlock, MlpMixer, mixer_b16_224, mixer_s16_224
@@ -34,15 +22,14 @@ def tiny(**kwargs):
     return MlpMixer(**{**config, **kwargs})
 
 
-@pytest.fixture(scope="module")
-def small():
-    torch.manual_seed(0)
-    return mixer_s16_224(num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def x224():
-    return torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+# batch 1 at 224: the model is fixed to 224 x 224, one image keeps CI fast
+CASE = ContractCase(
+    mixer_s16_224, "mixer_s16_224", "mlp", num_features=512, size=224, batch=1,
+    train_kwargs=dict(drop_path_rate=0.1), init_factory=tiny, init_kwargs=dict(num_classes=3),
+    inject_sites=(("PatchEmbed", 1),), token_blocks=("MixerBlock",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_registered_in_mlp_family():
@@ -52,9 +39,7 @@ def test_registered_in_mlp_family():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_param_count_matches_timm(name):
-    ours = on_meta(BACKBONES.get(name).factory)
-    assert count_params(ours) == REFERENCE_PARAMS[name] == timm_param_count(name)
-    check_param_count(ours, BACKBONES.get(name).info["params"])
+    check_reference_count(BACKBONES.get(name).factory, name, REFERENCE_PARAMS[name], timm_name=name)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -102,39 +87,24 @@ def test_equation_1_restated():
         assert_rel_close(model(x), model.head(pooled), what="Mixer vs Eq. (1)")
 
 
-def test_forward_backward_at_224(x224):
-    torch.manual_seed(0)
-    # batch 1: the model is fixed to 224 x 224, one image keeps CI fast
-    check_forward_backward(mixer_s16_224(num_classes=4, drop_path_rate=0.1), x224, 4)
-
-
-def test_features_and_default_size(small, x224):
-    assert small.default_input_size == 224
+def test_features_and_default_size(model, x224):
+    assert model.default_input_size == 224
     with torch.no_grad():
-        assert small.forward_features(x224).shape == (1, 196, 512)
+        assert model.forward_features(x224).shape == (1, 196, 512)
 
 
-def test_num_classes_and_in_chans():
-    check_token_head_variants(mixer_s16_224, torch.zeros(1, 3, 224, 224), 512)
+def test_headless_model_has_identity_head():
     assert isinstance(on_meta(mixer_s16_224, num_classes=0).head, torch.nn.Identity)
 
 
-def test_other_input_size_raises_clear_error_eager_and_traced(small):
+def test_other_input_size_raises_clear_error_eager_and_traced(model):
     message = r"MlpMixer is defined for 224x224 inputs only.*got input of shape \(1, 3, 64, 64\)"
     with pytest.raises(ValueError, match=message):
-        small(torch.zeros(1, 3, 64, 64))
-    traced = torch.fx.symbolic_trace(small)
+        model(torch.zeros(1, 3, 64, 64))
+    traced = torch.fx.symbolic_trace(model)
     with pytest.raises(ValueError, match=message):
         traced(torch.zeros(1, 3, 64, 64))
     assert tiny()(torch.zeros(1, 3, 32, 32)).shape == (1, 1000)  # img_size= builds other sizes
-
-
-def test_fx_trace_equals_eager(small, x224):
-    check_fx_matches_eager(small, x224)
-
-
-def test_deterministic_init():
-    check_deterministic_init(tiny, num_classes=3)
 
 
 def test_init_as_reference():
@@ -145,14 +115,6 @@ def test_init_as_reference():
     bound = (6 / (fc1.in_features + fc1.out_features)) ** 0.5  # Xavier uniform
     assert float(fc1.weight.abs().max()) <= bound and float(fc1.weight.abs().max()) > 0.8 * bound
     assert 0 < float(fc1.bias.abs().max()) < 1e-5  # N(0, 1e-6) MLP biases
-
-
-def test_inject_after_patch_embed(small, x224):
-    check_injection(small, "PatchEmbed", x224, expected_sites=1)
-
-
-def test_token_block_gives_injector_error(small, x224):
-    check_token_site_error(small, "MixerBlock", x224)
 
 
 @pytest.mark.parametrize(

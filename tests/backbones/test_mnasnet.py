@@ -4,15 +4,9 @@ import timm
 import torch
 import torchvision
 
-from mobile_checks import (
-    assert_backbone_contract,
-    assert_bad_arguments,
-    assert_bad_load_raises,
-    assert_forward_backward,
-    assert_inject_runs,
-    assert_loads_reference,
-    assert_param_count,
-    count_params,
+from .backbone_checks import (
+    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
+    check_mobile_bad_arguments, check_param_count, count_params, random_batch,
 )
 from plugattn.attention.se import SELayer
 from plugattn.backbones import BACKBONES, create_backbone
@@ -29,7 +23,7 @@ NAMES = sorted(VARIANTS)
 @pytest.mark.parametrize("name", NAMES)
 def test_param_count_matches_timm(name):
     factory, _, reference, *_ = VARIANTS[name]
-    assert_param_count(factory(), reference)
+    check_param_count(factory(), reference)
     assert BACKBONES.get(name).info["params"] == reference
 
 
@@ -39,34 +33,34 @@ def test_b1_param_count_equals_torchvision_mnasnet1_0():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_backward(name):
-    assert_forward_backward(create_backbone(name, num_classes=10), 10)
+    check_forward_backward(create_backbone(name, num_classes=10), random_batch(64), 10)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_backbone_contract(name):
-    assert_backbone_contract(VARIANTS[name][0], pooled_width=1280, feature_width=1280)
+    check_backbone_contract(VARIANTS[name][0], pooled_width=1280, feature_width=1280)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_inject_eca_after_every_block(name):
     *_, blocks, _ = VARIANTS[name]
-    assert_inject_runs(create_backbone(name, num_classes=10), "MBConv", expected_sites=blocks)
+    check_injection(create_backbone(name, num_classes=10), "MBConv", random_batch(64, batch=1), expected_sites=blocks)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_timm_weights_give_timm_outputs(name):
     factory, timm_name, *_ = VARIANTS[name]
     torch.manual_seed(0)
-    assert_loads_reference(factory(), timm.create_model(timm_name, pretrained=False), "timm")
+    check_load_matches(factory(), timm.create_model(timm_name, pretrained=False), "timm", random_batch(64, batch=1))
 
 
 def test_mismatched_weights_are_refused():
     state = timm.create_model("semnasnet_100", pretrained=False).state_dict()
-    assert_bad_load_raises(mnasnet_a1(), state, "timm")
+    check_bad_load_raises(mnasnet_a1(), state, "timm")
 
 
 def test_bad_arguments():
-    assert_bad_arguments(mnasnet_b1)
+    check_mobile_bad_arguments(mnasnet_b1)
 
 
 @pytest.mark.parametrize("name", NAMES)

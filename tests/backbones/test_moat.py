@@ -2,14 +2,9 @@
 import pytest
 import torch
 
-from hybrid_checks import assert_heads, assert_registered, assert_token_site_refused
-from mobile_checks import (
-    assert_deterministic_init,
-    assert_forward_backward,
-    assert_fx_matches,
-    assert_inject_runs,
-    assert_param_count,
-    count_params,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads, check_injection,
+    check_param_count, check_registered, check_token_site_error, count_params, random_batch,
 )
 from plugattn.backbones.moat import MOAT, MBConvBlock, MOATAttention, MOATBlock, moat_0, relative_position_bias
 
@@ -49,25 +44,25 @@ def test_param_count_matches_table_1():
     stage4 = moat_block_params(384, 768, 7) + moat_block_params(768, 768, 7)
     head = 2 * 768 + 768 * 1000 + 1000
     assert measured == stem + stage1 + stage2 + stage3 + stage4 + head == 27_846_892
-    assert_param_count(reference, PAPER_PARAMS)
-    assert_registered("moat_0", MOAT, PAPER_PARAMS)
+    check_param_count(reference, PAPER_PARAMS)
+    check_registered("moat_0", "vit", model_class=MOAT, params=PAPER_PARAMS)
 
 
 def test_forward_backward(model):
-    assert_forward_backward(model, 10, size=SIZE)
+    check_forward_backward(model, random_batch(SIZE), 10)
 
 
 def test_heads_features_and_default_size():
-    assert_heads(moat_0, 768, (768, 2, 2), size=SIZE, default_input_size=224)
+    check_heads(moat_0, 768, (768, 2, 2), size=SIZE, default_input_size=224)
 
 
 def test_fx_trace_equals_eager_at_small_and_default_size(model):
-    assert_fx_matches(model, size=SIZE)  # position tables resized to the 4x4 / 2x2 maps
-    assert_fx_matches(model, size=224)  # tables used as built (14x14 / 7x7 maps)
+    check_fx_matches_eager(model, random_batch(SIZE, batch=1))  # position tables resized to the 4x4 / 2x2 maps
+    check_fx_matches_eager(model, random_batch(224, batch=1))  # tables used as built (14x14 / 7x7 maps)
 
 
 def test_init_is_deterministic():
-    assert_deterministic_init(moat_0)
+    check_deterministic_init(moat_0, num_classes=10)
 
 
 def test_relative_position_bias_matches_a_direct_statement():
@@ -127,11 +122,11 @@ def test_mbconv_downsamples_with_pooled_shortcut():
 
 
 def test_inject_eca_after_every_moat_block(model):
-    assert_inject_runs(model, "MOATBlock", expected_sites=9, size=SIZE)
+    check_injection(model, "MOATBlock", random_batch(SIZE, batch=1), expected_sites=9)
 
 
 def test_inject_into_attention_tokens_is_refused(model):
-    assert_token_site_refused(model, "MOATAttention", size=SIZE)
+    check_token_site_error(model, "MOATAttention", random_batch(SIZE, batch=1))
 
 
 def test_bad_arguments():

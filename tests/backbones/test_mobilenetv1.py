@@ -3,15 +3,9 @@ import pytest
 import timm
 import torch
 
-from mobile_checks import (
-    assert_backbone_contract,
-    assert_bad_arguments,
-    assert_bad_load_raises,
-    assert_forward_backward,
-    assert_inject_runs,
-    assert_loads_reference,
-    assert_param_count,
-    count_params,
+from .backbone_checks import (
+    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
+    check_mobile_bad_arguments, check_param_count, count_params, random_batch,
 )
 from plugattn.backbones import BACKBONES, create_backbone
 from plugattn.backbones.mobilenetv1 import DepthwiseSeparableConv, mobilenetv1_100
@@ -32,7 +26,7 @@ def table_1_param_count(num_classes: int = 1000) -> int:
 
 def test_param_count_matches_timm_and_table_1():
     model = mobilenetv1_100()
-    assert_param_count(model, TIMM_PARAMS)
+    check_param_count(model, TIMM_PARAMS)
     assert count_params(model) == table_1_param_count()
     assert round(count_params(model) / 1e6, 1) == 4.2
     assert BACKBONES.get("mobilenetv1_100").info["params"] == TIMM_PARAMS
@@ -43,31 +37,31 @@ def test_registry_alias():
 
 
 def test_backbone_contract():
-    assert_backbone_contract(mobilenetv1_100, pooled_width=1024, feature_width=1024)
+    check_backbone_contract(mobilenetv1_100, pooled_width=1024, feature_width=1024)
 
 
 def test_forward_backward():
-    assert_forward_backward(mobilenetv1_100(num_classes=10), 10)
+    check_forward_backward(mobilenetv1_100(num_classes=10), random_batch(64), 10)
 
 
 def test_inject_eca_after_every_separable_conv():
-    assert_inject_runs(mobilenetv1_100(num_classes=10), "DepthwiseSeparableConv", expected_sites=13)
+    check_injection(mobilenetv1_100(num_classes=10), "DepthwiseSeparableConv", random_batch(64, batch=1), expected_sites=13)
 
 
 def test_timm_weights_give_timm_outputs():
     torch.manual_seed(0)
     reference = timm.create_model("mobilenetv1_100", pretrained=False)
     # timm (like TF-slim) uses ReLU6 where the paper says ReLU
-    assert_loads_reference(mobilenetv1_100(act="relu6"), reference, "timm")
+    check_load_matches(mobilenetv1_100(act="relu6"), reference, "timm", random_batch(64, batch=1))
 
 
 def test_mismatched_weights_are_refused():
     state = timm.create_model("mobilenetv1_100", pretrained=False).state_dict()
-    assert_bad_load_raises(mobilenetv1_100(), state, "timm")
+    check_bad_load_raises(mobilenetv1_100(), state, "timm")
 
 
 def test_bad_arguments():
-    assert_bad_arguments(mobilenetv1_100)
+    check_mobile_bad_arguments(mobilenetv1_100)
     with pytest.raises(ValueError, match="act"):
         mobilenetv1_100(act="relu7")
     with pytest.raises(ValueError, match="stride"):

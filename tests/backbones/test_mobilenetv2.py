@@ -3,14 +3,9 @@ import pytest
 import torch
 import torchvision
 
-from mobile_checks import (
-    assert_backbone_contract,
-    assert_bad_arguments,
-    assert_bad_load_raises,
-    assert_forward_backward,
-    assert_inject_runs,
-    assert_loads_reference,
-    assert_param_count,
+from .backbone_checks import (
+    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
+    check_mobile_bad_arguments, check_param_count, random_batch,
 )
 from plugattn.backbones import BACKBONES, create_backbone, list_backbones
 from plugattn.backbones.mobilenetv2 import InvertedResidual, MobileNetV2, mobilenet_v2
@@ -20,7 +15,7 @@ TORCHVISION_PARAMS = 3_504_872
 
 
 def test_param_count_matches_torchvision():
-    assert_param_count(mobilenet_v2(), TORCHVISION_PARAMS)
+    check_param_count(mobilenet_v2(), TORCHVISION_PARAMS)
     assert BACKBONES.get("mobilenet_v2").info["params"] == TORCHVISION_PARAMS
 
 
@@ -30,29 +25,29 @@ def test_registry_creates_it():
 
 
 def test_backbone_contract():
-    assert_backbone_contract(mobilenet_v2, pooled_width=1280, feature_width=1280)
+    check_backbone_contract(mobilenet_v2, pooled_width=1280, feature_width=1280)
 
 
 def test_forward_backward():
-    assert_forward_backward(mobilenet_v2(num_classes=10), 10)
+    check_forward_backward(mobilenet_v2(num_classes=10), random_batch(64), 10)
 
 
 def test_inject_eca_after_every_inverted_residual():
     # Table 2: 1 + 2 + 3 + 4 + 3 + 3 + 1 = 17 bottlenecks
-    assert_inject_runs(mobilenet_v2(num_classes=10), "InvertedResidual", expected_sites=17)
+    check_injection(mobilenet_v2(num_classes=10), "InvertedResidual", random_batch(64, batch=1), expected_sites=17)
 
 
 def test_torchvision_weights_give_torchvision_outputs():
     torch.manual_seed(0)
-    assert_loads_reference(mobilenet_v2(), torchvision.models.mobilenet_v2(weights=None), "torchvision")
+    check_load_matches(mobilenet_v2(), torchvision.models.mobilenet_v2(weights=None), "torchvision", random_batch(64, batch=1))
 
 
 def test_mismatched_weights_are_refused():
-    assert_bad_load_raises(mobilenet_v2(), torchvision.models.mobilenet_v2(weights=None).state_dict(), "torchvision")
+    check_bad_load_raises(mobilenet_v2(), torchvision.models.mobilenet_v2(weights=None).state_dict(), "torchvision")
 
 
 def test_bad_arguments():
-    assert_bad_arguments(mobilenet_v2)
+    check_mobile_bad_arguments(mobilenet_v2)
     with pytest.raises(ValueError, match="stride"):
         InvertedResidual(16, 16, stride=3, expand_ratio=6)
 

@@ -3,14 +3,9 @@ import pytest
 import torch
 import torchvision
 
-from mobile_checks import (
-    assert_backbone_contract,
-    assert_bad_arguments,
-    assert_bad_load_raises,
-    assert_forward_backward,
-    assert_inject_runs,
-    assert_loads_reference,
-    assert_param_count,
+from .backbone_checks import (
+    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
+    check_mobile_bad_arguments, check_param_count, random_batch,
 )
 from plugattn.attention.se import SELayer
 from plugattn.backbones import BACKBONES, create_backbone
@@ -27,42 +22,42 @@ NAMES = sorted(VARIANTS)
 @pytest.mark.parametrize("name", NAMES)
 def test_param_count_matches_torchvision(name):
     factory, _, reference, *_ = VARIANTS[name]
-    assert_param_count(factory(), reference)
+    check_param_count(factory(), reference)
     assert BACKBONES.get(name).info["params"] == reference
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_backward(name):
-    assert_forward_backward(create_backbone(name, num_classes=10), 10)
+    check_forward_backward(create_backbone(name, num_classes=10), random_batch(64), 10)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_backbone_contract(name):
     factory, _, _, last_channel, feature_width, *_ = VARIANTS[name]
     # num_classes=0 keeps the hidden Linear + h-swish of the head: pre-logits of last_channel width
-    assert_backbone_contract(factory, pooled_width=last_channel, feature_width=feature_width)
+    check_backbone_contract(factory, pooled_width=last_channel, feature_width=feature_width)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_inject_eca_after_every_bneck(name):
     *_, blocks, _ = VARIANTS[name]
-    assert_inject_runs(create_backbone(name, num_classes=10), "InvertedResidual", expected_sites=blocks)
+    check_injection(create_backbone(name, num_classes=10), "InvertedResidual", random_batch(64, batch=1), expected_sites=blocks)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_torchvision_weights_give_torchvision_outputs(name):
     factory, reference, *_ = VARIANTS[name]
     torch.manual_seed(0)
-    assert_loads_reference(factory(), reference(weights=None), "torchvision")
+    check_load_matches(factory(), reference(weights=None), "torchvision", random_batch(64, batch=1))
 
 
 def test_mismatched_weights_are_refused():
     state = torchvision.models.mobilenet_v3_small(weights=None).state_dict()
-    assert_bad_load_raises(mobilenet_v3_small(), state, "torchvision")
+    check_bad_load_raises(mobilenet_v3_small(), state, "torchvision")
 
 
 def test_bad_arguments():
-    assert_bad_arguments(mobilenet_v3_large)
+    check_mobile_bad_arguments(mobilenet_v3_large)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -6,12 +6,9 @@ import math
 import pytest
 import torch
 
-from mobile_checks import (
-    assert_backbone_contract,
-    assert_bad_arguments,
-    assert_forward_backward,
-    assert_inject_runs,
-    count_params,
+from .backbone_checks import (
+    check_backbone_contract, check_forward_backward, check_injection, check_mobile_bad_arguments, count_params,
+    random_batch,
 )
 from plugattn.backbones import BACKBONES, create_backbone
 from plugattn.backbones.mobilenext import SandGlass, mobilenext_100
@@ -70,19 +67,19 @@ def test_stage_shapes_follow_table_3(model):
 
 
 def test_backbone_contract():
-    assert_backbone_contract(mobilenext_100, pooled_width=1280, feature_width=1280)
+    check_backbone_contract(mobilenext_100, pooled_width=1280, feature_width=1280)
 
 
 def test_forward_backward():
-    assert_forward_backward(create_backbone("mobilenext", num_classes=10), 10)
+    check_forward_backward(create_backbone("mobilenext", num_classes=10), random_batch(64), 10)
 
 
 def test_inject_eca_after_every_sandglass():
-    assert_inject_runs(mobilenext_100(num_classes=10), "SandGlass", expected_sites=sum(n for *_, n, _ in TABLE_3))
+    check_injection(mobilenext_100(num_classes=10), "SandGlass", random_batch(64, batch=1), expected_sites=sum(n for *_, n, _ in TABLE_3))
 
 
 def test_bad_arguments():
-    assert_bad_arguments(mobilenext_100)
+    check_mobile_bad_arguments(mobilenext_100)
     with pytest.raises(ValueError, match="stride"):
         SandGlass(96, 96, stride=3, reduction=6)
 

@@ -3,15 +3,9 @@ import pytest
 import timm
 import torch
 
-from hybrid_checks import assert_heads, assert_registered, assert_token_site_refused
-from mobile_checks import (
-    assert_bad_load_raises,
-    assert_deterministic_init,
-    assert_forward_backward,
-    assert_fx_matches,
-    assert_inject_runs,
-    assert_loads_reference,
-    assert_param_count,
+from .backbone_checks import (
+    check_bad_load_raises, check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads,
+    check_injection, check_load_matches, check_param_count, check_registered, check_token_site_error, random_batch,
 )
 from plugattn.backbones.mobilevit import MobileViT, fold_patches, mobilevit_s, unfold_patches
 
@@ -26,25 +20,25 @@ def model():
 
 
 def test_param_count_matches_timm():
-    assert_param_count(mobilevit_s(), TIMM_PARAMS)
-    assert_registered("mobilevit_s", MobileViT, TIMM_PARAMS)
+    check_param_count(mobilevit_s(), TIMM_PARAMS)
+    check_registered("mobilevit_s", "vit", model_class=MobileViT, params=TIMM_PARAMS)
 
 
 def test_forward_backward(model):
-    assert_forward_backward(model, 10, size=64)
+    check_forward_backward(model, random_batch(64), 10)
 
 
 def test_heads_features_and_default_size():
-    assert_heads(mobilevit_s, 640, (640, 2, 2), size=64, default_input_size=256)
+    check_heads(mobilevit_s, 640, (640, 2, 2), size=64, default_input_size=256)
 
 
 def test_fx_trace_equals_eager_at_128(model):
     # 128 is a size other than the default 256 that the 2x2 patching allows
-    assert_fx_matches(model, size=128)
+    check_fx_matches_eager(model, random_batch(128, batch=1))
 
 
 def test_init_is_deterministic():
-    assert_deterministic_init(mobilevit_s)
+    check_deterministic_init(mobilevit_s, num_classes=10)
 
 
 def test_size_not_divisible_by_the_patching_is_refused(model):
@@ -64,21 +58,21 @@ def test_unfold_fold_round_trip_and_layout():
 
 def test_inject_eca_after_every_mv2_block(model):
     # stages: 1 + 3 + 1 + 1 + 1 = 7 MV2 blocks
-    assert_inject_runs(model, "MV2Block", expected_sites=7, size=64)
+    check_injection(model, "MV2Block", random_batch(64, batch=1), expected_sites=7)
 
 
 def test_inject_into_transformer_tokens_is_refused(model):
-    assert_token_site_refused(model, "TransformerLayer", size=64)
+    check_token_site_error(model, "TransformerLayer", random_batch(64, batch=1))
 
 
 def test_timm_weights_give_timm_outputs():
     torch.manual_seed(0)
-    assert_loads_reference(mobilevit_s(), timm.create_model("mobilevit_s", pretrained=False), "timm", size=64)
+    check_load_matches(mobilevit_s(), timm.create_model("mobilevit_s", pretrained=False), "timm", random_batch(64, batch=1))
 
 
 def test_mismatched_weights_are_refused():
     state = timm.create_model("mobilevit_s", pretrained=False).state_dict()
-    assert_bad_load_raises(mobilevit_s(), state, "timm")
+    check_bad_load_raises(mobilevit_s(), state, "timm")
 
 
 def test_bad_arguments():

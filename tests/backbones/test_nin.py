@@ -3,14 +3,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_head_variants,
-    check_injection,
-    count_params,
-    x32,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    count_params, x32,
 )
 from plugattn.backbones import create_backbone
 from plugattn.backbones.nin import NIN, MlpConv, nin_cifar

@@ -3,13 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hybrid_checks import assert_heads, assert_registered, assert_token_site_refused
-from mobile_checks import (
-    assert_deterministic_init,
-    assert_forward_backward,
-    assert_fx_matches,
-    assert_inject_runs,
-    assert_param_count,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads, check_injection,
+    check_param_count, check_registered, check_token_site_error, random_batch,
 )
 from plugattn.backbones.p2t import PoolingAttention, PyramidPooling, PyramidPoolingTransformer, p2t_tiny, pyramid_pool
 
@@ -24,25 +20,25 @@ def model():
 
 
 def test_param_count_matches_the_reference():
-    assert_param_count(p2t_tiny(), README_PARAMS)
-    assert_registered("p2t_tiny", PyramidPoolingTransformer, README_PARAMS)
+    check_param_count(p2t_tiny(), README_PARAMS)
+    check_registered("p2t_tiny", "vit", model_class=PyramidPoolingTransformer, params=README_PARAMS)
 
 
 def test_forward_backward(model):
-    assert_forward_backward(model, 10, size=64)
+    check_forward_backward(model, random_batch(64), 10)
 
 
 def test_heads_features_and_default_size():
-    assert_heads(p2t_tiny, 512, (4, 512), size=64, default_input_size=224)
+    check_heads(p2t_tiny, 512, (4, 512), size=64, default_input_size=224)
 
 
 def test_fx_trace_equals_eager_at_two_sizes(model):
-    assert_fx_matches(model, size=64)
-    assert_fx_matches(model, size=96)
+    check_fx_matches_eager(model, random_batch(64, batch=1))
+    check_fx_matches_eager(model, random_batch(96, batch=1))
 
 
 def test_init_is_deterministic():
-    assert_deterministic_init(p2t_tiny)
+    check_deterministic_init(p2t_tiny, num_classes=10)
 
 
 def test_pooling_sizes_follow_the_input():
@@ -77,11 +73,11 @@ def test_depthwise_convs_are_shared_within_a_stage(model):
 
 
 def test_inject_eca_after_every_stage(model):
-    assert_inject_runs(model, "P2TStage", expected_sites=4, size=64)
+    check_injection(model, "P2TStage", random_batch(64, batch=1), expected_sites=4)
 
 
 def test_inject_into_block_tokens_is_refused(model):
-    assert_token_site_refused(model, "P2TBlock", size=64)
+    check_token_site_error(model, "P2TBlock", random_batch(64, batch=1))
 
 
 def test_bad_arguments():

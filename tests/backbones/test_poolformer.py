@@ -3,17 +3,10 @@ import pytest
 import timm
 import torch
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_head_variants,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    check_param_count, check_timm_outputs_match, count_params, on_meta, timm_param_count, x64,
 )
-from vit_checks import check_timm_outputs_match, timm_param_count
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.poolformer import Pooling, PoolFormer, poolformer_s12
 from plugattn.backbones.registry import BACKBONES
@@ -26,11 +19,6 @@ S12_PARAMS = 11_915_176  # timm poolformer_s12, re-measured below
 def model():
     torch.manual_seed(0)
     return poolformer_s12(num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def x64():
-    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
 
 def test_registered():

@@ -2,42 +2,19 @@
 import pytest
 import torch
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
-)
-from vit_checks import check_token_head_variants, check_token_site_error
-from plugattn.backbones import create_backbone, list_backbones
+from .backbone_checks import ContractCase, contract_tests, model_fixture, x64
 from plugattn.backbones.pvt import PyramidVisionTransformer, SpatialReductionAttention, pvt_tiny
-from plugattn.backbones.registry import BACKBONES
 from plugattn.testing import assert_rel_close
 
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return pvt_tiny(num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def x64():
-    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-
-
-def test_registered():
-    assert "pvt_tiny" in list_backbones("vit")
-    assert create_backbone("pvt_v1_tiny", num_classes=3).head.out_features == 3
-
-
-def test_param_count_matches_paper():
-    ours = on_meta(pvt_tiny)
-    assert count_params(ours) == 13_229_288
-    check_param_count(ours, BACKBONES.get("pvt_tiny").info["params"])  # Table 1: 13.2M
+CASE = ContractCase(
+    pvt_tiny, "pvt_tiny", "vit", num_features=512, created_as="pvt_v1_tiny",
+    params=13_229_288,  # Table 1: 13.2M (the registry's reference)
+    fx_sizes=(224,), init_factory=PyramidVisionTransformer,
+    init_kwargs=dict(img_size=64, dims=(8, 16, 24, 32), heads=(1, 2, 3, 4), depths=(1, 1, 1, 1)),
+    inject_sites=(("PatchEmbed", 4),), token_blocks=("PVTBlock",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_stage_shapes(model):
@@ -65,30 +42,9 @@ def test_spatial_reduction_attention_matches_eq3():
         assert_rel_close(sra(x, 4, 4), expected, what="SRA vs Eq. (3)")
 
 
-def test_forward_backward_other_size(x64):
-    torch.manual_seed(0)
-    check_forward_backward(pvt_tiny(num_classes=4), x64, 4)
-
-
-def test_num_classes_and_in_chans():
-    check_token_head_variants(pvt_tiny, torch.zeros(2, 3, 64, 64), 512)
-
-
-def test_fx_matches_eager_two_sizes(model, x64):
-    check_fx_matches_eager(model, torch.randn(1, 3, 224, 224))
-    check_fx_matches_eager(model, x64)
+def test_features_are_the_last_stage_map(model, x64):
     with torch.no_grad():
         assert model.forward_features(x64).shape == (2, 512, 2, 2)
-
-
-def test_deterministic_init():
-    check_deterministic_init(PyramidVisionTransformer, img_size=64, dims=(8, 16, 24, 32), heads=(1, 2, 3, 4),
-                             depths=(1, 1, 1, 1))
-
-
-def test_inject_after_patch_embeds_and_token_error(model, x64):
-    check_injection(model, "PatchEmbed", x64[:1], expected_sites=4)
-    check_token_site_error(model, "PVTBlock", x64[:1])
 
 
 @pytest.mark.parametrize(

@@ -3,16 +3,9 @@ import pytest
 import timm
 import torch
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_head_variants,
-    check_injection,
-    check_random_reference_loads,
-    on_meta,
-    randomize_,
-    x64,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    check_random_reference_loads, on_meta, randomize_, x64,
 )
 from plugattn.backbones import create_backbone, load_external_weights
 from plugattn.backbones.registry import BACKBONES

@@ -4,19 +4,10 @@ import timm
 import torch
 import torchvision
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_fx_matches_eager,
-    check_forward_backward,
-    check_head_variants,
-    check_injection,
-    check_load_matches,
-    check_param_count,
-    check_random_reference_loads,
-    check_reference_layout,
-    on_meta,
-    randomize_,
-    x64,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    check_load_matches, check_param_count, check_random_reference_loads, check_reference_layout, on_meta,
+    randomize_, x64,
 )
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.registry import BACKBONES

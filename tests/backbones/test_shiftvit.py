@@ -2,13 +2,9 @@
 import pytest
 import torch
 
-from hybrid_checks import assert_heads, assert_registered
-from mobile_checks import (
-    assert_deterministic_init,
-    assert_forward_backward,
-    assert_fx_matches,
-    assert_inject_runs,
-    assert_param_count,
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads, check_injection,
+    check_param_count, check_registered, random_batch,
 )
 from plugattn.backbones.shiftvit import ShiftViT, ShiftViTBlock, shift_channels, shiftvit_tiny
 
@@ -23,8 +19,8 @@ def model():
 
 
 def test_param_count_matches_the_paper():
-    assert_param_count(shiftvit_tiny(), PAPER_PARAMS)
-    assert_registered("shiftvit_tiny", ShiftViT, PAPER_PARAMS)
+    check_param_count(shiftvit_tiny(), PAPER_PARAMS)
+    check_registered("shiftvit_tiny", "vit", model_class=ShiftViT, params=PAPER_PARAMS)
     # closed form of the official shiftvit_r2_tiny config (C=96, depths 6/8/18/6, MLP ratio 2)
     widths, depths = (96, 192, 384, 768), (6, 8, 18, 6)
     blocks = sum(d * (2 * c + (2 * c * c + 2 * c) + (2 * c * c + c)) for c, d in zip(widths, depths))
@@ -34,19 +30,19 @@ def test_param_count_matches_the_paper():
 
 
 def test_forward_backward(model):
-    assert_forward_backward(model, 10, size=64)
+    check_forward_backward(model, random_batch(64), 10)
 
 
 def test_heads_features_and_default_size():
-    assert_heads(shiftvit_tiny, 768, (768, 2, 2), size=64, default_input_size=224)
+    check_heads(shiftvit_tiny, 768, (768, 2, 2), size=64, default_input_size=224)
 
 
 def test_fx_trace_equals_eager(model):
-    assert_fx_matches(model, size=64)
+    check_fx_matches_eager(model, random_batch(64, batch=1))
 
 
 def test_init_is_deterministic():
-    assert_deterministic_init(shiftvit_tiny)
+    check_deterministic_init(shiftvit_tiny, num_classes=10)
 
 
 def test_shift_matches_the_papers_definition():
@@ -71,7 +67,7 @@ def test_block_is_the_shift_when_the_mlp_is_zero():
 
 
 def test_inject_eca_after_every_block(model):
-    assert_inject_runs(model, "ShiftViTBlock", expected_sites=6 + 8 + 18 + 6, size=64)
+    check_injection(model, "ShiftViTBlock", random_batch(64, batch=1), expected_sites=6 + 8 + 18 + 6)
 
 
 def test_bad_arguments():

@@ -4,9 +4,11 @@ import pytest
 import torch
 
 import timm
-from cnn_checks import check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_injection, \
-    check_load_matches, check_param_count, count_params, on_meta, randomize_
-from vit_checks import check_keys_match_timm, check_token_head_variants, timm_param_count
+from .backbone_checks import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    check_keys_match_timm, check_load_matches, check_param_count, count_params, on_meta, randomize_,
+    timm_param_count,
+)
 from plugattn.backbones import create_backbone, list_backbones
 from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.swin import SwinTransformer, WindowMSA, swin_tiny
@@ -79,7 +81,7 @@ def test_odd_sizes_are_padded(model):
 
 
 def test_num_classes_and_in_chans():
-    check_token_head_variants(swin_tiny, torch.zeros(2, 3, 64, 64), 768)
+    check_head_variants(swin_tiny, torch.zeros(2, 3, 64, 64), 768, map_features=False)
 
 
 def test_fx_matches_eager_with_one_op_node_per_block(model, x64):

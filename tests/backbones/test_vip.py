@@ -4,17 +4,10 @@ from functools import partial
 import pytest
 import torch
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_head_variants,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
+from .backbone_checks import (
+    check_deterministic_init, check_fixed_input_size, check_forward_backward, check_fx_matches_eager,
+    check_head_variants, check_injection, check_param_count, count_params, on_meta,
 )
-from fixed_size_checks import check_fixed_input_size
 from plugattn.backbones import create_backbone, list_backbones
 from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.vip import (

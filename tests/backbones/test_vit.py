@@ -2,21 +2,9 @@
 import pytest
 import torch
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
-)
-from vit_checks import (
-    check_keys_match_timm,
-    check_timm_outputs_match,
-    check_token_head_variants,
-    check_token_site_error,
-    timm_param_count,
+from .backbone_checks import (
+    ContractCase, check_keys_match_timm, check_reference_count, check_timm_outputs_match, contract_tests,
+    model_fixture, on_meta, x64,
 )
 from plugattn.testing import assert_rel_close
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
@@ -28,16 +16,14 @@ NAMES = ["vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224"
 REFERENCE_PARAMS = {"vit_tiny_patch16_224": 5_717_416, "vit_small_patch16_224": 22_050_664,
                     "vit_base_patch16_224": 86_567_656}
 
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    return vit_tiny_patch16_224(num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def x64():
-    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+CASE = ContractCase(
+    vit_tiny_patch16_224, "vit_tiny_patch16_224", "vit", num_features=192,
+    train_kwargs=dict(drop_path_rate=0.1), fx_sizes=(224,),
+    init_factory=VisionTransformer, init_kwargs=dict(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2),
+    inject_sites=(("PatchEmbed", 1),), token_blocks=("Block",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_registered_in_vit_family():
@@ -47,9 +33,7 @@ def test_registered_in_vit_family():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_param_count_matches_timm(name):
-    ours = on_meta(BACKBONES.get(name).factory)
-    assert count_params(ours) == REFERENCE_PARAMS[name] == timm_param_count(name)
-    check_param_count(ours, BACKBONES.get(name).info["params"])
+    check_reference_count(BACKBONES.get(name).factory, name, REFERENCE_PARAMS[name], timm_name=name)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -68,7 +52,7 @@ def test_timm_weights_load_and_match_base():
     check_timm_outputs_match(ours, "vit_base_patch16_224", torch.randn(1, 3, 96, 96), on_meta=True, img_size=96)
 
 
-def test_mismatched_weights_raise(tiny):
+def test_mismatched_weights_raise(model):
     state = vit_tiny_patch16_224().state_dict()
     del state["blocks.3.mlp.fc2.weight"]
     state["pos_embed"] = torch.zeros(1, 50, 192)
@@ -76,39 +60,25 @@ def test_mismatched_weights_raise(tiny):
         load_external_weights(vit_tiny_patch16_224(), state, "timm")
 
 
-def test_class_token_first_and_gelu_between_mlp_layers(tiny):
+def test_class_token_first_and_gelu_between_mlp_layers(model):
     # Eq. (1)-(4) restated: z0 = [x_class; patches E] + E_pos, blocks, LN, head on token 0
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
-        patches = tiny.patch_embed.proj(x).flatten(2).transpose(1, 2)  # (1, 196, 192)
-        z = torch.cat([tiny.cls_token, patches], dim=1) + tiny.pos_embed
-        for block in tiny.blocks:
+        patches = model.patch_embed.proj(x).flatten(2).transpose(1, 2)  # (1, 196, 192)
+        z = torch.cat([model.cls_token, patches], dim=1) + model.pos_embed
+        for block in model.blocks:
             z = z + block.attn(block.norm1(z))
             z = z + block.mlp.fc2(torch.nn.functional.gelu(block.mlp.fc1(block.norm2(z))))
-        expected = tiny.head(tiny.norm(z)[:, 0])
-        assert_rel_close(tiny(x), expected, what="ViT vs Eq. (1)-(4)")
-    mlp = tiny.blocks[0].mlp
+        expected = model.head(model.norm(z)[:, 0])
+        assert_rel_close(model(x), expected, what="ViT vs Eq. (1)-(4)")
+    mlp = model.blocks[0].mlp
     assert isinstance(mlp, Mlp) and [type(m).__name__ for m in mlp.children()] == ["Linear", "GELU", "Linear"]
 
 
-def test_forward_backward_other_size(x64):
-    torch.manual_seed(0)
-    check_forward_backward(vit_tiny_patch16_224(num_classes=4, drop_path_rate=0.1), x64, 4)
-
-
-def test_features_and_default_size(tiny, x64):
-    assert tiny.default_input_size == 224
+def test_features_and_default_size(model, x64):
+    assert model.default_input_size == 224
     with torch.no_grad():
-        assert tiny.forward_features(x64).shape == (2, 1 + 4 * 4, 192)
-
-
-def test_num_classes_and_in_chans():
-    check_token_head_variants(vit_tiny_patch16_224, torch.zeros(2, 3, 64, 64), 192)
-
-
-def test_fx_matches_eager_default_and_other_size(tiny, x64):
-    check_fx_matches_eager(tiny, torch.randn(1, 3, 224, 224))
-    check_fx_matches_eager(tiny, x64)
+        assert model.forward_features(x64).shape == (2, 1 + 4 * 4, 192)
 
 
 def test_pos_embed_resize_is_identity_at_default_grid_and_bicubic_otherwise():
@@ -117,18 +87,6 @@ def test_pos_embed_resize_is_identity_at_default_grid_and_bicubic_otherwise():
     resized = resize_pos_embed(pos, (14, 14), 7, 5)
     assert resized.shape == (1, 1 + 35, 8)
     assert torch.equal(resized[:, 0], pos[:, 0])  # the class token's embedding is kept
-
-
-def test_deterministic_init():
-    check_deterministic_init(VisionTransformer, img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2)
-
-
-def test_inject_after_patch_embed(tiny, x64):
-    check_injection(tiny, "PatchEmbed", x64[:1], expected_sites=1)
-
-
-def test_token_block_gives_injector_error(tiny, x64):
-    check_token_site_error(tiny, "Block", x64[:1])
 
 
 @pytest.mark.parametrize(

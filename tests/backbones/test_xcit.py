@@ -3,54 +3,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnn_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_injection,
-    check_param_count,
-    count_params,
-    on_meta,
-)
-from vit_checks import (
-    check_keys_match_timm,
-    check_timm_outputs_match,
-    check_token_head_variants,
-    check_token_site_error,
-    timm_param_count,
-)
-from plugattn.backbones import create_backbone, list_backbones
-from plugattn.backbones.registry import BACKBONES
+from .backbone_checks import ContractCase, check_timm_outputs_match, contract_tests, model_fixture, x64
 from plugattn.backbones.xcit import XCA, XCiT, xcit_tiny_12_p16_224
 from plugattn.testing import assert_rel_close
 
-T12_PARAMS = 6_716_272  # timm xcit_tiny_12_p16_224, re-measured below
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return xcit_tiny_12_p16_224(num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def x64():
-    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-
-
-def test_registered():
-    assert "xcit_tiny_12_p16_224" in list_backbones("vit")
-    assert create_backbone("xcit_t12", num_classes=3).head.out_features == 3
-
-
-def test_param_count_matches_timm():
-    ours = on_meta(xcit_tiny_12_p16_224)
-    assert count_params(ours) == T12_PARAMS == timm_param_count("xcit_tiny_12_p16_224")
-    check_param_count(ours, BACKBONES.get("xcit_t12").info["params"])
-
-
-def test_keys_match_timm():
-    check_keys_match_timm(xcit_tiny_12_p16_224, "xcit_tiny_12_p16_224")
+CASE = ContractCase(
+    xcit_tiny_12_p16_224, "xcit_tiny_12_p16_224", "vit", num_features=192, created_as="xcit_t12",
+    params=6_716_272, timm_name="xcit_tiny_12_p16_224",  # timm xcit_tiny_12_p16_224, re-measured by the contract test
+    train_kwargs=dict(drop_path_rate=0.05), fx_sizes=(224,),
+    init_factory=XCiT, init_kwargs=dict(embed_dim=32, depth=1, num_heads=2, cls_attn_layers=1),
+    inject_sites=(("ConvPatchEmbed", 1),), token_blocks=("ClassAttentionBlock",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_timm_weights_load_and_match_at_224():
@@ -75,33 +40,10 @@ def test_xca_matches_restated_equation():
         assert_rel_close(xca(x), xca.proj(out), what="XCA vs Eq. (3)-(4)")
 
 
-def test_forward_backward_other_size(x64):
-    torch.manual_seed(0)
-    check_forward_backward(xcit_tiny_12_p16_224(num_classes=4, drop_path_rate=0.05), x64, 4)
-
-
 def test_features_class_token_first(model, x64):
     with torch.no_grad():
         assert model.forward_features(x64).shape == (2, 1 + 16, 192)
     assert model.default_input_size == 224
-
-
-def test_num_classes_and_in_chans():
-    check_token_head_variants(xcit_tiny_12_p16_224, torch.zeros(2, 3, 64, 64), 192)
-
-
-def test_fx_matches_eager_two_sizes(model, x64):
-    check_fx_matches_eager(model, torch.randn(1, 3, 224, 224))
-    check_fx_matches_eager(model, x64)
-
-
-def test_deterministic_init():
-    check_deterministic_init(XCiT, embed_dim=32, depth=1, num_heads=2, cls_attn_layers=1)
-
-
-def test_inject_after_patch_embed_and_token_error(model, x64):
-    check_injection(model, "ConvPatchEmbed", x64[:1], expected_sites=1)
-    check_token_site_error(model, "ClassAttentionBlock", x64[:1])
 
 
 @pytest.mark.parametrize(
