@@ -1,0 +1,276 @@
+"""`plugattn inject MODEL ATTENTION --after SELECTOR`: inject, report, run forward + backward, time.
+
+Prints the sites, the parameter and multiply-add totals before and after with the overhead, the
+injection path (FX graph rewrite or forward-hook fallback), then runs a training-mode forward and
+backward pass on the example input (output shape, gradients, the kernel backend of every attention
+module) and times inference forward passes of both models.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from ..inject import inject_attention
+from ..inject.report import InjectionReport
+from .kernel_backends import record_backends, summarize
+from .measure import MAC_COUNTING_NOTE, count_macs, count_parameters, median_forward_ms
+from .models import build_model, check_attention
+from .table import format_table
+
+POSITIONS = ("after", "before", "branch")
+DEFAULT_INPUT_SIZE = (3, 224, 224)
+
+
+@dataclass
+class Injected:
+    """The model before and after injection, and the example input used for both."""
+
+    name: str
+    base: nn.Module
+    model: nn.Module
+    example: torch.Tensor
+
+    @property
+    def report(self) -> InjectionReport:
+        return self.model.injection_report
+
+
+def default_input_size(model: nn.Module) -> Tuple[int, int, int]:
+    """(C, H, W) the model expects: plugattn's ``default_input_size``, timm's ``pretrained_cfg``, else 3×224×224.
+
+    Example:
+        >>> default_input_size(nn.Identity())
+        (3, 224, 224)
+    """
+    size = getattr(model, "default_input_size", None)
+    if isinstance(size, int):
+        return (3, size, size)
+    config = getattr(model, "pretrained_cfg", None)
+    if isinstance(config, dict) and len(config.get("input_size", ())) == 3:
+        return tuple(int(v) for v in config["input_size"])
+    return DEFAULT_INPUT_SIZE
+
+
+def build_injected(
+    model_spec: str,
+    attention: str,
+    selector: str,
+    position: str = "after",
+    input_size: Optional[Sequence[int]] = None,
+    batch_size: int = 1,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Injected:
+    """Build ``model_spec`` with random weights from ``seed`` and inject ``attention`` at ``selector``.
+
+    The same arguments always give the same weights, which is what ``--save`` round trips rely on.
+    The example input comes from its own generator, so it does not shift the model's random stream.
+
+    Example:
+        >>> built = build_injected("resnet18", "eca", "basicblock", input_size=(3, 64, 64))  # doctest: +SKIP
+        >>> len(built.report.sites)  # doctest: +SKIP
+        8
+    """
+    check_attention(attention)
+    if position not in POSITIONS:
+        raise ValueError(f"--where must be one of {', '.join(POSITIONS)}, got {position!r}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    torch.manual_seed(seed)
+    base, name = build_model(model_spec)
+    base.eval()
+    size = tuple(input_size) if input_size else default_input_size(base)
+    if len(size) != 3 or any(v < 1 for v in size):
+        raise ValueError(f"--input-size takes three positive numbers C H W, got {' '.join(map(str, size))}")
+    generator = torch.Generator().manual_seed(seed)
+    example = torch.randn((batch_size, *size), generator=generator)
+    _check_model_accepts(base, example, name)
+    model = inject_attention(base, attention, selector, where=position, example_input=example)
+    model.eval()
+    return Injected(name, base.to(device), model.to(device), example.to(device))
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _check_model_accepts(model: nn.Module, example: torch.Tensor, name: str) -> None:
+    """One inference pass on the example, so a wrong --input-size is reported as such (not deep in tracing)."""
+    try:
+        with torch.no_grad():
+            model(example)
+    except (RuntimeError, ValueError) as error:
+        shape = "×".join(map(str, example.shape))
+        raise ValueError(f"{name} cannot run on a {shape} input ({_first_line(error)}); "
+                         "check --input-size C H W") from None
+
+
+def _percent(delta: float, base: float) -> str:
+    if base == 0:
+        return "n/a"
+    value = 100.0 * delta / base
+    return f"{value:+.2f}%" if abs(value) >= 0.01 or value == 0 else f"{value:+.2g}%"
+
+
+def _signed(value: int) -> str:
+    return f"{value:+,}"
+
+
+def sites_table(report: InjectionReport) -> str:
+    """The sites: qualified name, position, channels, module class, inserted module and parameters added."""
+    rows = [
+        {
+            "site": s.site,
+            "position": s.position,
+            "channels": s.channels,
+            "module": s.site_class,
+            "attention": f"{s.attention} ({s.attention_class})",
+            "params added": f"{s.params:,}",
+        }
+        for s in report.sites
+    ]
+    return format_table(rows, ["site", "position", "channels", "module", "attention", "params added"])
+
+
+def totals_table(params: Tuple[int, int], macs: Tuple[int, int]) -> str:
+    """Parameters and GMACs before / after injection, and the overhead."""
+    rows = [
+        {
+            "": "parameters",
+            "before": f"{params[0]:,}",
+            "after": f"{params[1]:,}",
+            "overhead": f"{_signed(params[1] - params[0])} ({_percent(params[1] - params[0], params[0])})",
+        },
+        {
+            "": "multiply-adds",
+            "before": f"{macs[0] / 1e9:.4f} GMACs",
+            "after": f"{macs[1] / 1e9:.4f} GMACs",
+            "overhead": f"{_signed(macs[1] - macs[0])} MACs ({_percent(macs[1] - macs[0], macs[0])})",
+        },
+    ]
+    return format_table(rows, ["", "before", "after", "overhead"])
+
+
+def path_line(report: InjectionReport) -> str:
+    """Which injection path was taken, and why when it fell back."""
+    if report.mode == "fx":
+        return "FX graph rewrite (torch.fx symbolic trace; the result is a GraphModule)"
+    reason = f": {report.fallback_reason}" if report.fallback_reason else ""
+    return f"forward hooks (fallback{reason})"
+
+
+def forward_backward(injected: Injected) -> Tuple[torch.Size, int, int, List[Tuple[str, str, int]]]:
+    """A training-mode forward and backward pass on the example input.
+
+    Returns the output shape, how many attention parameters received a finite, nonzero gradient
+    (of how many), and the (class, backend, count) summary of the attention modules.
+    """
+    model, report = injected.model, injected.report
+    attention_modules: Dict[str, nn.Module] = {s.attention: model.get_submodule(s.attention) for s in report.sites}
+    model.train()
+    model.zero_grad(set_to_none=True)
+    try:
+        with record_backends(attention_modules) as backends:
+            output = model(injected.example)
+        logits = output if isinstance(output, torch.Tensor) else output[0]
+        logits.float().square().mean().backward()
+    except (RuntimeError, ValueError) as error:  # e.g. BatchNorm on a 1×1 map of a batch of one
+        shape = "×".join(map(str, injected.example.shape))
+        raise ValueError(f"training-mode forward + backward on a {shape} input failed ({_first_line(error)}); "
+                         "try a larger --input-size or --batch-size 2") from None
+    attention_params = [p for m in attention_modules.values() for p in m.parameters()]
+    with_grad = sum(1 for p in attention_params if p.grad is not None and bool(torch.isfinite(p.grad).all()) and bool(p.grad.any()))
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    classes = {s.attention: s.attention_class for s in report.sites}
+    return logits.shape, with_grad, len(attention_params), summarize(classes, backends)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "inject",
+        help="inject attention into a model and report sites, cost and speed",
+        description="Build MODEL with random weights, insert ATTENTION at every module SELECTOR matches, "
+        "and report what changed. Example: plugattn inject resnet50 eca --after bottleneck",
+    )
+    parser.add_argument("model", help="plugattn backbone name (see 'plugattn list backbones'), torchvision:NAME or timm:NAME")
+    parser.add_argument("attention", help="attention name (see 'plugattn list attention')")
+    spelled = parser.add_mutually_exclusive_group(required=True)
+    for position in POSITIONS:
+        spelled.add_argument(
+            f"--{position}", metavar="SELECTOR", dest=f"selector_{position}",
+            help=f"modules to put attention {position} (a class name such as 'bottleneck', or a qualified-name pattern)"
+            if position != "branch" else "residual blocks to put attention on the branch of, before the skip addition",
+        )
+    parser.add_argument("--where", choices=POSITIONS, help="position for the --after SELECTOR (default: after)")
+    parser.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"),
+                        help="example input size (default: the model's own, 3 224 224 for ImageNet models)")
+    parser.add_argument("--batch-size", type=int, default=1, help="example batch size (default: 1)")
+    parser.add_argument("--repeats", type=int, default=5, help="forward passes timed per model (median; default: 5)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the weights (default: 0)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="device for the forward/backward and timing (default: cuda when available)")
+    parser.add_argument("--save", metavar="FILE", help="write the injected model's state_dict here (torch.save)")
+    parser.set_defaults(run=run)
+
+
+def _selector_and_position(args: argparse.Namespace) -> Tuple[str, str]:
+    (spelling, selector), = [(p, getattr(args, f"selector_{p}")) for p in POSITIONS if getattr(args, f"selector_{p}") is not None]
+    if args.where is None or args.where == spelling:
+        return selector, spelling
+    if spelling != "after":
+        raise ValueError(f"--where {args.where} contradicts --{spelling}; use --{args.where} SELECTOR instead")
+    return selector, args.where
+
+
+def run(args: argparse.Namespace) -> int:
+    selector, position = _selector_and_position(args)
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device} but no GPU is visible; use --device cpu")
+    if args.save and not Path(args.save).resolve().parent.is_dir():
+        raise ValueError(f"--save {args.save}: folder {Path(args.save).resolve().parent} does not exist; create it first")
+    injected = build_injected(
+        args.model, args.attention, selector, position, args.input_size, args.batch_size, args.seed, args.device
+    )
+    report = injected.report
+    if args.save:
+        torch.save(injected.model.state_dict(), args.save)  # the weights as built, before any training step
+
+    shape_text = "×".join(map(str, injected.example.shape))
+    print(f"plugattn inject: {args.attention} {position} {report.selector} in {injected.name} "
+          f"({type(injected.base).__name__}), example input {shape_text}, seed {args.seed}")
+    print(f"path: {path_line(report)}")
+    print(f"\nsites ({len(report.sites)}):")
+    print(sites_table(report))
+
+    params = (count_parameters(injected.base), count_parameters(injected.model))
+    macs = (count_macs(injected.base, injected.example), count_macs(injected.model, injected.example))
+    print(f"\ntotals for one {shape_text} input:")
+    print(totals_table(params, macs))
+    print(f"({MAC_COUNTING_NOTE})")
+
+    out_shape, with_grad, n_attention_params, backends = forward_backward(injected)
+    print(f"\nforward + backward (train mode, {injected.example.device}):")
+    print(f"  output shape: {tuple(out_shape)}")
+    if n_attention_params:
+        print(f"  attention parameter tensors with a finite nonzero gradient: {with_grad}/{n_attention_params}")
+    else:
+        print("  attention parameters: none (parameter-free module)")
+    for class_name, backend, count in backends:
+        print(f"  kernel backend: {class_name} x{count}: {backend}")
+    if injected.example.device.type == "cpu" and any(b == "torch" for _, b, _ in backends):
+        print("  (on CPU the attention modules run their PyTorch reference; the Triton kernels run on CUDA)")
+
+    before_ms, after_ms = median_forward_ms([injected.base, injected.model], injected.example, args.repeats)
+    print(f"\nforward time (inference, median of {args.repeats}, timed in turns): {before_ms:.2f} ms before, "
+          f"{after_ms:.2f} ms after, ratio x{after_ms / before_ms:.3f}")
+    if args.save:
+        print(f"\nsaved the injected model's state_dict ({len(injected.model.state_dict())} tensors) to {args.save}")
+    return 0

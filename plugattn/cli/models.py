@@ -1,0 +1,92 @@
+"""Resolving the names a command is given: MODEL (a plugattn backbone name, ``torchvision:NAME`` or
+``timm:NAME``) and ATTENTION (a registry name or alias).
+
+Unknown names raise a one-line ``ValueError`` with the closest names and where to list them all
+(timm alone has over a thousand models, so the full list is never pasted into the message).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Iterable, Tuple
+
+import torch.nn as nn
+
+from .._registry import close_matches
+from ..attention.registry import ATTENTION
+from ..backbones import create_backbone
+from ..backbones.registry import BACKBONES
+
+SOURCES = {
+    "torchvision": "pip install torchvision",
+    "timm": "pip install timm",
+}
+
+
+class MissingDependency(RuntimeError):
+    """An optional package the command needs is not installed (the message says how to install it)."""
+
+
+def import_optional(package: str, install: str):
+    """Import ``package`` or raise :class:`MissingDependency` naming the ``install`` command.
+
+    Example:
+        >>> import_optional("math", "pip install math").pi > 3
+        True
+    """
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise MissingDependency(f"{package} is not installed; install it with: {install}") from None
+
+
+def unknown_name(kind: str, given: str, available: Iterable[str], listing: str) -> ValueError:
+    """``ValueError``: unknown ``given``, the closest ``available`` names, and how to list them all.
+
+    Example:
+        >>> str(unknown_name("attention", "ecaa", ["eca", "se"], "plugattn list attention"))
+        "unknown attention 'ecaa'; did you mean 'eca'? (list them all with: plugattn list attention)"
+    """
+    suggestions = close_matches(given, available)
+    hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+    return ValueError(f"unknown {kind} {given!r}{hint} (list them all with: {listing})")
+
+
+def check_attention(name: str) -> str:
+    """``name`` if it is a registered attention name or alias, else a ValueError with close matches.
+
+    Example:
+        >>> check_attention("eca")
+        'eca'
+    """
+    if name not in ATTENTION:
+        choices = [n for entry in ATTENTION.entries() for n in (entry.name, *entry.aliases)]
+        raise unknown_name("attention", name, choices, "plugattn list attention")
+    return name
+
+
+def build_model(spec: str) -> Tuple[nn.Module, str]:
+    """Build the model named by ``spec`` with random weights; returns (model, display name).
+
+    Example:
+        >>> model, name = build_model("resnet18")  # doctest: +SKIP
+    """
+    source, sep, name = spec.partition(":")
+    if not sep:
+        if spec not in BACKBONES:
+            raise unknown_name("plugattn backbone", spec, BACKBONES.names(), "plugattn list backbones")
+        return create_backbone(spec), spec
+    if source not in SOURCES:
+        raise ValueError(
+            f"model source must be 'torchvision:' or 'timm:' (or no prefix for a plugattn backbone), got {source!r}"
+        )
+    if source == "torchvision":
+        models = import_optional("torchvision", SOURCES["torchvision"]).models
+        available = models.list_models()
+        if name not in available:
+            raise unknown_name("torchvision model", name, available, "python -c 'import torchvision; print(torchvision.models.list_models())'")
+        return models.get_model(name, weights=None), spec
+    timm = import_optional("timm", SOURCES["timm"])
+    available = timm.list_models()
+    if name not in available:
+        raise unknown_name("timm model", name, available, "python -c 'import timm; print(timm.list_models())'")
+    return timm.create_model(name, pretrained=False), spec

@@ -1,0 +1,63 @@
+"""`plugattn bench` on CPU with tiny shapes: the table, CSV, Markdown and the PNG chart."""
+import csv
+import importlib.util
+import sys
+
+import pytest
+
+from .cli_helpers import assert_user_error, run_cli
+from plugattn.benchmark.results import COLUMNS
+
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def test_bench_cpu_writes_table_csv_markdown_png(tmp_path):
+    out_dir = tmp_path / "results"
+    result = run_cli(["bench", "--op", "eca", "simam", "--device", "cpu", "--shapes", "1x8x4x4", "2x16x3x5", "--pass", "fwd",
+                      "--out", str(out_dir)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] in (["eca"], ["simam"])]
+    expected_cases = [(op, shape, p) for shape in ("1x8x4x4", "2x16x3x5") for op in ("eca", "simam") for p in ("fwd",)]
+    assert [(r[0], r[2], r[3]) for r in rows] == expected_cases
+    assert all(r[1] == "fp32" and r[7] == "torch" for r in rows)
+    assert "on CPU the plugattn column is the PyTorch reference" in result.stdout
+
+    with open(out_dir / "results.csv", newline="") as handle:
+        records = list(csv.DictReader(handle))
+    assert list(records[0]) == list(COLUMNS)
+    assert [(r["op"], r["shape"], r["pass"]) for r in records] == expected_cases
+    for record in records:
+        eager, ours = float(record["eager_ms"]), float(record["plugattn_ms"])
+        assert eager > 0 and ours > 0 and float(record["vs_eager"]) == pytest.approx(eager / ours)
+        assert record["compile_ms"] == ""  # compile is off by default on CPU
+
+    markdown = (out_dir / "results.md").read_text().splitlines()
+    assert markdown[0].startswith("cpu, torch ")
+    table = [line for line in markdown if line.startswith("| ")]
+    assert len(table) == 1 + len(expected_cases) and "| eca | fp32 | 1×8×4×4 | fwd |" in table[1]
+
+    png = out_dir / "speedups.png"
+    if not HAS_MATPLOTLIB:
+        pytest.skip("matplotlib is not installed: no chart to check")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_bench_without_matplotlib_still_writes_the_table(cli, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
+    status, out, _ = cli("bench", "--op", "se", "--device", "cpu", "--shapes", "1x32x2x2", "--pass", "fwd",
+                         "--out", str(tmp_path))
+    assert status == 0
+    assert 'no chart: matplotlib is not installed; install it with: pip install matplotlib (or: pip install "plugattn[bench]")' in out
+    assert [line.split()[:4] for line in out.splitlines() if line.startswith("se ")] == [["se", "fp32", "1x32x2x2", "fwd"]]
+    assert (tmp_path / "results.csv").exists() and (tmp_path / "results.md").exists()
+    assert not (tmp_path / "speedups.png").exists()
+
+
+def test_bench_window_op(cli, tmp_path):
+    status, out, err = cli("bench", "--op", "window", "--device", "cpu", "--shapes", "1x9x9x64", "--out", str(tmp_path))
+    assert status == 0, err
+    rows = [line.split() for line in out.splitlines() if line.startswith("window ")]
+    assert [r[:4] for r in rows] == [["window", "fp32", "1x9x9x64", "fwd"], ["window", "fp32", "1x9x9x64", "fwd+bwd"]]
+    assert all(r[7] == "torch" and float(r[6]) > 0 for r in rows)
+    status, _, err = cli("bench", "--op", "window", "--device", "cpu", "--shapes", "1x9x9x48", "--out", str(tmp_path))
+    assert_user_error(status, err, "C divisible by the head width 32", "C=48")
