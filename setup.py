@@ -1,10 +1,12 @@
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="plugattn",
     version="0.1.0",
     description="Plug attention modules into any vision backbone, with fused Triton kernels.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=(Path(__file__).parent / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["plugattn", "plugattn.*"]),
     python_requires=">=3.9",
