@@ -27,13 +27,17 @@ class DoubleAttention(nn.Module):
     With ``A = phi(X)`` (c_m maps), ``B = theta(X)`` (c_n maps) and ``V = rho(X)`` (c_n maps), all 1x1
     convs:
 
-    * gather (Sec. 3.1, attention-weighted bilinear pooling, Eq. (5) of arXiv:1810.11579):
+    * first attention step, feature gathering (second-order attention pooling, arXiv:1810.11579):
       ``G = A softmax_HW(B)^T`` (B, c_m, c_n): c_n global descriptors, each a softmax-over-positions
       weighted sum of A;
-    * distribute (Sec. 3.2, Eq. (6)): ``Z = G softmax_cn(V)`` (B, c_m, HW): at every position a
-      softmax-over-c_n mixture of the descriptors; together Eq. (7);
-    * block (Sec. 3.3, Fig. 3): an extra 1x1 conv expands Z back to ``in_channels`` and the result is
+    * second attention step, feature distribution: ``Z = G softmax_cn(V)`` (B, c_m, HW): at every
+      position a softmax-over-c_n mixture of the descriptors; the double attention operation is
+      ``Z = [A softmax(B)^T] softmax(V)``;
+    * double attention block: an extra 1x1 conv expands Z back to ``in_channels`` and the result is
       added to the input (residual), ``X + conv(Z)``.
+
+    (Step names follow the paper's Sec. 3 headings; equation numbers are deliberately not cited here
+    because we could not check them against the paper text.)
 
     Deviation from the classic ``pytorch-attention`` ``DoubleAttention``: it returns ``conv(Z)``
     without the residual; the paper adds the block to its input.

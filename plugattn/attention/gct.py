@@ -29,12 +29,14 @@ class GCT(nn.Module):
         l1: s^_c = C * s_c / (sum_c |s_c| + eps)
     Gating adaptation (Eq. 3): out = x * (1 + tanh(gamma_c * s^_c + beta_c)).
 
-    The paper states Eqs. 1-2 for the l2 norm; the l1 variant is the paper's l1 ablation in the form of the
-    official code (l1 embedding, normalised by the l1 norm of s scaled by C, the l1 analogue of Eq. 2).
-    alpha starts at 1 and gamma = beta = 0 as the paper's training setup and the official code, so the gate is
-    1 + tanh(0) = 1 and the block starts as the identity.
-    Deviation from the official code (which divides by the *mean* over channels plus eps): eps is added to
-    the *sum* as in Eq. 2; the two differ only in where eps sits (C * eps vs eps). Parameters: 3C.
+    The paper states Eqs. 1-2 for the l2 norm; the l1 variant is the ``mode="l1"`` of the official code
+    (github.com/z-x-yang/GCT, ``PyTorch/GCT.py``: l1 embedding, normalised by the l1 norm of s scaled by C,
+    the l1 analogue of Eq. 2).
+    alpha starts at 1 and gamma = beta = 0 as in the official code, so the gate is 1 + tanh(0) = 1 and the
+    block starts as the identity.
+    Deviation from the official code, which in both modes divides by the *mean* over channels plus eps
+    (l2: ``gamma / sqrt(mean_c(s^2) + eps)``, l1: ``gamma / (mean_c(|s|) + eps)``): here eps is added to
+    the *sum*, as we read Eq. 2; the two differ only in where eps sits (C * eps vs eps). Parameters: 3C.
 
     Args:
         num_channels: C.

@@ -29,9 +29,11 @@ class LCT(nn.Module):
     standardised with the mean and (biased) variance of its group, y^_c = (y_c - mu_g) / sqrt(var_g + eps).
     Linear transform: a_c = w_c * y^_c + b_c (per-channel, 2C parameters); output x * sigmoid(a).
 
-    Init w = 1, b = 0, as the reference implementation and like a GroupNorm affine (the paper text we could
-    check states no init), so the gate starts at sigmoid(y^), already input-dependent, not at a constant.
-    The variance is computed as mean((y - mu)^2) rather than the reference code's E[y^2] - mu^2, which is
+    Init w = 1, b = 0, as External-Attention-pytorch's ``LCT`` (``model/attention/LCTAttention.py``) and like
+    a GroupNorm affine, so the gate starts at sigmoid(y^), already input-dependent. Not verified against
+    the paper: we could not read its init statement, and other public LCT code (an ``LCTGate`` built on
+    ``nn.GroupNorm``) initialises w = 0, b = 1 instead, i.e. a constant gate sigmoid(1) at start.
+    The variance is computed as mean((y - mu)^2) rather than External-Attention-pytorch's E[y^2] - mu^2,
     the same value without the cancellation that can make it negative in low precision. Parameters: 2C.
 
     Args:

@@ -21,15 +21,19 @@ from .registry import register_attention
 class SRM(nn.Module):
     """SRM (Lee et al., ICCV 2019).
 
-    * style pooling (Sec. 3.1), Eq. (1)-(2): ``t_c = [mu_c, sigma_c]`` with ``mu_c = mean_HW(x_c)`` and
+    * style pooling: ``t_c = [mu_c, sigma_c]`` with ``mu_c = mean_HW(x_c)`` and
       ``sigma_c = sqrt(mean_HW((x_c - mu_c)^2) + eps)``;
-    * style integration (Sec. 3.2), Eq. (3)-(5): channel-wise fully connected ``z_c = w_c . t_c`` (a depthwise
-      Conv1d with kernel 2 and no bias, ``cfc``), BatchNorm, ``g = sigmoid(BN(z))``;
-    * Eq. (6): ``x~_c = g_c * x_c``.
+    * style integration: channel-wise fully connected (CFC) ``z_c = w_c . t_c`` (2 weights per channel,
+      no bias; here a depthwise Conv1d with kernel 2, ``cfc``), BatchNorm, ``g = sigmoid(BN(z))``;
+    * recalibration: ``x~_c = g_c * x_c``.
 
-    The variance is the biased (1/HW) one of Eq. (2), so it is defined on 1x1 maps (the authors' code
-    uses ``Tensor.var``, the unbiased 1/(HW-1) estimate, which is NaN there); with eps = 1e-5 inside
-    the square root the gradient stays finite. ``cfc`` starts at zero as in the authors' code.
+    (Step names follow the paper's Sec. 3; equation numbers are not cited because we could not check them
+    against the paper text.) The authors' code (github.com/hyunjaelee410/style-based-recalibration-module,
+    ``models/recalibration_modules.py``) stores CFC as a zero-initialised (C, 2) parameter multiplied
+    element-wise and summed -- the same map as this depthwise Conv1d, also zero-initialised here -- and
+    takes sigma with ``Tensor.std``: the unbiased 1/(HW-1) estimate without eps, NaN on 1x1 maps. We use
+    the biased 1/HW variance, defined on 1x1 maps, with eps = 1e-5 inside the square root so the gradient
+    stays finite.
     The BatchNorm normalises z over the batch, so training mode needs more than one sample (PyTorch
     raises a ValueError for a single 1x1 sample in train); eval works for any batch.
 

@@ -1,7 +1,8 @@
 """CMT-Ti: Convolutional Neural Networks Meet Vision Transformers.
 
-Paper: Jianyuan Guo, Kai Han, Han Wu, Chang Xu, Yehui Tang, Chunjing Xu, Yunhe Wang, "CMT: Convolutional
-Neural Networks Meet Vision Transformers", CVPR 2022. Section 3 and Table 1 (CMT-Ti), checked line by line
+Paper: Jianyuan Guo, Kai Han, Han Wu, Yehui Tang, Xinghao Chen, Yunhe Wang, Chang Xu, "CMT: Convolutional
+Neural Networks Meet Vision Transformers", CVPR 2022 (author list of the CVPR version, CVF open access;
+arXiv 2107.06263 v1 lists Guo, Han, Wu, Xu, Tang, Xu, Wang). Section 3 and Table 1 (CMT-Ti), checked line by line
 against the authors' code (huawei-noah/Efficient-AI-Backbones ``cmt_pytorch/cmt.py``, model ``cmt_ti``):
 
 * stem (Section 3.1): a 3x3 conv with stride 2, then two 3x3 convs, 16 channels; each conv is followed by
@@ -359,7 +360,7 @@ class CMT(nn.Module):
 
 
 @register_backbone("cmt_ti", family="vit", aliases=("cmt_tiny",), venue="CVPR", year=2022, params=9_500_000,
-                   paper="Guo, Han, Wu, Xu, Tang, Xu, Wang: CMT: Convolutional Neural Networks Meet Vision "
+                   paper="Guo, Han, Wu, Tang, Chen, Wang, Xu: CMT: Convolutional Neural Networks Meet Vision "
                          "Transformers")
 def cmt_ti(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> CMT:
     """CMT-Ti (Table 1): 160 x 160 input, C = (46, 92, 184, 368), blocks (2, 2, 10, 2), R = 3.6

@@ -2,15 +2,16 @@
 
 Paper: Xiaoyi Dong, Jianmin Bao, Dongdong Chen, Weiming Zhang, Nenghai Yu, Lu Yuan, Dong Chen, Baining Guo,
 "CSWin Transformer: A General Vision Transformer Backbone with Cross-Shaped Windows", CVPR 2022.
-Sec. 3 / Fig. 2-3, Eq. (1)-(4) and Table 1:
+Sec. 3 / Fig. 2-3, Eq. (1)-(2) and (6), Table 1 (equation numbers as in the arXiv 2107.00652 text):
 
 * Cross-shaped window self-attention (Eq. 1-2): the K heads of a block are split in two halves; the
   first half attends inside vertical stripes of width ``sw`` (full height), the second inside
   horizontal stripes (full width); the two outputs are concatenated and projected.
   softmax(Q K^T / sqrt(d)) V over every stripe, computed with ``F.scaled_dot_product_attention``.
-* Locally-enhanced positional encoding (LePE, Eq. 3): ``Attention(Q, K, V) + DWConv3x3(V)``, the
-  depthwise conv applied to V inside each stripe.
-* block (Eq. 4): ``x = x + CSWin-Attention(LN(x))``, ``x = x + MLP(LN(x))`` (MLP: Linear -> GELU ->
+* Locally-enhanced positional encoding (LePE, Sec. 3.2): ``Attention(Q, K, V) + DWConv3x3(V)``, the
+  depthwise conv applied to V inside each stripe (the arXiv text writes it as a per-channel bias on the
+  attention weights, Eq. 4-5; the 3x3 depthwise conv is the official implementation).
+* block (Eq. 6): ``x = x + CSWin-Attention(LN(x))``, ``x = x + MLP(LN(x))`` (MLP: Linear -> GELU ->
   Linear, ratio 4).
 * stem: 7x7 stride-4 conv (padding 2) + LN; between stages a 3x3 stride-2 conv + LN doubling the width;
   the last stage (stripes as large as the map) uses plain global attention with all heads; final LN,
@@ -28,7 +29,8 @@ are injection sites); inside a stage the blocks work on (B, H*W, C) tokens. Para
 official code where the layout allows (``qkv``, ``attns.i.get_v``, ``proj``, ``mlp.fc1/fc2``, ``norm1/2``,
 ``merge*.conv/norm``, ``head``). timm and torchvision do not implement CSWin.
 
-Reference parameter count: Table 1 / 4 of the paper: CSWin-T 23M (rounded). Checked architecture:
+Reference parameter count: Table 1 (and the ImageNet-1K comparison table) of the paper: CSWin-T 23M
+(rounded), 4.3G FLOPs. Checked architecture:
 widths / depths / heads / stripe widths of the official ``CSWin_64_12211_tiny_224`` config (above); this
 implementation has 22,320,552 parameters at 1000 classes -- which is what the official code
 builds (same layers and shapes; the paper's 23M is 3% above it, the test asserts 0.5% of the official
@@ -116,7 +118,7 @@ def stripe_merge(x: torch.Tensor, height: int, width: int, orientation: str, str
 
 class LePEAttention(nn.Module):
     """Self-attention inside stripes (or the whole map for ``"global"``) plus LePE:
-    ``SDPA(Q, K, V) + DWConv3x3(V)`` per stripe (paper Eq. 1-3). Takes q, k, v tokens (B, H*W, C').
+    ``SDPA(Q, K, V) + DWConv3x3(V)`` per stripe (paper Eq. 1-2 and LePE, Sec. 3.2). Takes q, k, v tokens (B, H*W, C').
 
     Example:
         >>> attn = LePEAttention(8, num_heads=2, orientation="vertical", stripe_width=2)
@@ -147,7 +149,7 @@ class LePEAttention(nn.Module):
 
 
 class CSWinBlock(nn.Module):
-    """CSWin block (Eq. 4) on (B, H*W, C) tokens; ``forward(x, height, width)``. With ``last_stage`` one
+    """CSWin block (Eq. 6) on (B, H*W, C) tokens; ``forward(x, height, width)``. With ``last_stage`` one
     global attention branch with all heads, else half the heads in vertical and half in horizontal stripes.
 
     Example:

@@ -22,7 +22,8 @@ timm's ``gmlp_s16_224`` state_dict loads unchanged. Init as timm / the reference
 (see :func:`plugattn.backbones.mlp_mixer.init_mixer_weights`), spatial W ~ N(0, 1e-6), b = 1.
 
 Reference parameter count (1000 classes): timm's published count for ``gmlp_s16_224``, 19,422,656,
-re-measured by building timm's model with random weights (timm's model card: 19.4M).
+re-measured by building timm's model with random weights (timm's model card: 19.4M; the paper's Table 1
+lists 19.5M for gMLP-S as quoted in secondary copies of that table -- not checked against the paper itself).
 
 Injection sites: :class:`~plugattn.backbones.vit.PatchEmbed` gives the only (B, C, H, W) map; every
 :class:`SpatialGatingBlock` maps tokens to tokens, so the injector refuses it with its
