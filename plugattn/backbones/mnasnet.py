@@ -33,6 +33,7 @@ import torch.nn as nn
 from ._mbconv import MBConv
 from .efficientnet import EfficientNet, StageConfig
 from .registry import register_backbone
+from .weights import pair_keys_in_order
 
 __all__ = ["MBConv", "MnasNet", "mnasnet_b1", "mnasnet_a1"]
 
@@ -143,9 +144,10 @@ class MnasNet(EfficientNet):
         super().__init__(stages, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
     def convert_external_state_dict(self, state_dict: Mapping[str, torch.Tensor], source: str) -> Dict[str, torch.Tensor]:
-        """Rename a timm ``mnasnet_*`` / ``semnasnet_*`` state_dict to this model's names."""
-        if source != "timm":
-            return dict(state_dict)
+        """Rename a timm ``mnasnet_*`` / ``semnasnet_*`` state_dict, or torchvision's ``mnasnet1_0``
+        (B1; one flat ``layers`` Sequential in the same order as ours), to this model's names."""
+        if source == "torchvision":
+            return pair_keys_in_order(state_dict, self)
         head_index = len(self.features) - 1
         rules = _TIMM_TOP_LEVEL + [(r"^conv_head\.", f"features.{head_index}.0."), (r"^bn2\.", f"features.{head_index}.1.")]
         converted: Dict[str, torch.Tensor] = {}

@@ -33,6 +33,30 @@ def remap_keys(state_dict: Mapping[str, torch.Tensor], rules: Iterable[Tuple[str
     return renamed
 
 
+def pair_keys_in_order(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Rename ``state_dict``'s keys to ``model``'s by position, for a reference implementation that
+    registers the same tensors in the same order under an unrelated naming scheme (torchvision's
+    MNASNet numbers one flat ``layers`` Sequential). Raises ``ValueError`` unless the counts and every
+    paired shape agree, so a different architecture cannot slip through.
+
+    Example:
+        >>> theirs = nn.Sequential(nn.Conv2d(1, 2, 1)).state_dict()
+        >>> sorted(pair_keys_in_order(theirs, nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 1)))))
+        ['0.0.bias', '0.0.weight']
+    """
+    own = model.state_dict()
+    if len(state_dict) != len(own):
+        raise ValueError(f"cannot pair keys by position: {len(state_dict)} tensors given, the model has {len(own)}")
+    paired: Dict[str, torch.Tensor] = {}
+    for (their_key, value), (our_key, ours) in zip(state_dict.items(), own.items()):
+        if tuple(value.shape) != tuple(ours.shape):
+            raise ValueError(
+                f"cannot pair keys by position: {their_key} {tuple(value.shape)} meets {our_key} {tuple(ours.shape)}"
+            )
+        paired[our_key] = value
+    return paired
+
+
 def _list(keys: List[str], limit: int = 20) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
