@@ -15,7 +15,7 @@ def close_matches(given: str, choices: Iterable[str], n: int = 3) -> List[str]:
     """The entries of ``choices`` closest to ``given``, best first (may be empty).
 
     Example:
-        >>> close_matches("ecaa", ["eca", "se", "cbam"])
+        >>> close_matches("ecaa", ["eca", "se", "cbam"], n=1)
         ['eca']
     """
     choices = list(choices)
