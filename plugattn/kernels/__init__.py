@@ -1,4 +1,4 @@
-"""Fused Triton kernels for SE, ECA and SimAM, with PyTorch fallbacks proven equal.
+"""Fused Triton kernels for SE, ECA, SimAM and Swin window attention, with PyTorch fallbacks proven equal.
 
 One file per op (``simam.py``, ``eca.py``, ``se.py``: kernels, launcher, reference, autograd), plus
 :mod:`.dispatch` for choosing the backend. Each functional op takes ``backend=None`` (process
@@ -32,4 +32,6 @@ __all__ = [
     "simam_reference",
     "triton_available",
     "use_backend",
+    "window_attention",
+    "window_attention_reference",
 ]
