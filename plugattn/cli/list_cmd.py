@@ -14,8 +14,17 @@ ATTENTION_CHANNELS = 64
 
 
 def _paper(info: Dict[str, object]) -> str:
+    """'Authors: Title (Venue Year)', with three or more authors shortened to 'First et al.'.
+
+    Example:
+        >>> _paper({"paper": "Hu, Shen, Sun: Squeeze-and-Excitation Networks", "venue": "CVPR", "year": 2018})
+        'Hu et al.: Squeeze-and-Excitation Networks (CVPR 2018)'
+    """
     venue = " ".join(str(info[k]) for k in ("venue", "year") if info.get(k))
-    paper = str(info.get("paper", ""))
+    authors, sep, title = str(info.get("paper", "")).partition(": ")
+    if sep and authors.count(",") >= 2:
+        authors = authors.split(",")[0].strip() + " et al."
+    paper = f"{authors}{sep}{title}"
     return f"{paper} ({venue})" if venue else paper
 
 
