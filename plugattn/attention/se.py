@@ -17,14 +17,6 @@ SE_ACTIVATIONS = ("relu", "silu")
 SE_GATES = ("sigmoid", "hardsigmoid")
 
 
-def _make_activation(name: str) -> nn.Module:
-    return nn.ReLU() if name == "relu" else nn.SiLU()
-
-
-def _make_gate(name: str) -> nn.Module:
-    return nn.Sigmoid() if name == "sigmoid" else nn.Hardsigmoid()
-
-
 @register_attention(
     "se",
     paper="Hu, Shen, Sun: Squeeze-and-Excitation Networks",
@@ -84,8 +76,6 @@ class SELayer(nn.Module):
             raise ValueError(f"bias must be a bool, got {bias!r}")
         self.fc1 = nn.Conv2d(channel, hidden, 1, bias=bias)
         self.fc2 = nn.Conv2d(hidden, channel, 1, bias=bias)
-        self.act = _make_activation(self.act_name)
-        self.gate = _make_gate(self.gate_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channel, "SELayer")

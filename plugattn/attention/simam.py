@@ -8,25 +8,11 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.fx
 import torch.nn as nn
 
 from .. import kernels
 from .._validate import check_feature_map, check_int, check_positive_float
 from .registry import register_attention
-
-
-def _neighbour_count(x: torch.Tensor) -> int:
-    """n = H·W − 1 (the number of *other* neurons in a channel), clamped to at least 1.
-
-    On a 1×1 map the paper's n is 0 and its variance estimate Σd / n is 0 / 0; every deviation d is
-    exactly 0 there, so clamping n to 1 gives variance 0, energy term 0.5 and y = x·σ(0.5).
-    Wrapped for ``torch.fx`` so tracing records this as one call instead of branching on a shape.
-    """
-    return max(x.shape[-2] * x.shape[-1] - 1, 1)
-
-
-torch.fx.wrap("_neighbour_count")
 
 
 @register_attention(
@@ -48,7 +34,7 @@ class SimAM(nn.Module):
         y      = x · sigmoid(E_inv)
 
     ``channels`` is optional (the module is channel-agnostic); when given it is checked against the input.
-    There are no parameters. On 1×1 maps n is clamped to 1 (see ``_neighbour_count``), so y = x·σ(0.5).
+    There are no parameters. On 1×1 maps n is clamped to 1 (the paper's 0/0 variance becomes 0), so y = x·σ(0.5).
 
     Example:
         >>> m = SimAM(64)
