@@ -5,19 +5,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_keys_match_timm, check_param_count, check_timm_outputs_match, count_params, on_meta, randomize_,
-    timm_param_count, x64,
+    ContractCase, check_forward_backward, check_head_variants, check_keys_match_timm, check_param_count,
+    check_timm_outputs_match, contract_tests, count_params, model_fixture, on_meta, randomize_, timm_param_count, x64,
 )
-from plugattn.backbones import create_backbone, list_backbones, load_external_weights
+from plugattn.backbones import list_backbones, load_external_weights
 from plugattn.backbones.convmixer import ConvMixer, ConvMixerBlock, convmixer_768_32, convmixer_1536_20
 from plugattn.backbones.registry import BACKBONES
 from plugattn.testing import assert_rel_close
 
-NAMES = ["convmixer_768_32", "convmixer_1536_20"]
 FACTORIES = {"convmixer_768_32": convmixer_768_32, "convmixer_1536_20": convmixer_1536_20}
-# timm's published counts, re-measured by building timm's models (test_param_count_matches_timm)
-REFERENCE_PARAMS = {"convmixer_768_32": 21_110_248, "convmixer_1536_20": 51_625_960}
+# timm's published count, re-measured by building timm's model (test_1536_20_matches_timm)
+CONVMIXER_1536_20_PARAMS = 51_625_960
 
 
 def tiny(**kwargs):
@@ -25,27 +23,22 @@ def tiny(**kwargs):
     return ConvMixer(**{**config, **kwargs})
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return convmixer_768_32(num_classes=10).eval()
+CASE = ContractCase(
+    convmixer_768_32, "convmixer_768_32", "mlp", num_features=768, created_as="convmixer_768_32",
+    params=21_110_248, timm_name="convmixer_768_32",  # timm's published count, re-measured by the contract test
+    init_factory=tiny, init_kwargs=dict(num_classes=3), inject_sites=(("ConvMixerBlock", 32),),
+    skip=("forward_backward", "head_variants"),  # on the ``model`` fixture and on ConvMixer-1536/20, below
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
-def test_registered_in_mlp_family():
-    assert set(NAMES) <= set(list_backbones("mlp"))
-    assert create_backbone("convmixer_768_32", num_classes=3).head.out_features == 3
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_param_count_matches_timm(name):
-    ours = on_meta(FACTORIES[name])
-    assert count_params(ours) == REFERENCE_PARAMS[name] == timm_param_count(name)
-    check_param_count(ours, BACKBONES.get(name).info["params"])
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_state_dict_keys_match_timm(name):
-    check_keys_match_timm(FACTORIES[name], name)
+def test_1536_20_matches_timm():
+    assert "convmixer_1536_20" in list_backbones("mlp")
+    ours = on_meta(convmixer_1536_20)
+    assert count_params(ours) == CONVMIXER_1536_20_PARAMS == timm_param_count("convmixer_1536_20")
+    check_param_count(ours, BACKBONES.get("convmixer_1536_20").info["params"])
+    check_keys_match_timm(convmixer_1536_20, "convmixer_1536_20")
 
 
 @pytest.mark.parametrize("name,kernel,act", [("convmixer_768_32", 7, nn.ReLU), ("convmixer_1536_20", 9, nn.GELU)])
@@ -94,23 +87,10 @@ def test_forward_backward(model, x64):
 def test_any_input_size(model):
     with torch.no_grad():
         assert model.forward_features(torch.randn(1, 3, 50, 77)).shape == (1, 768, 7, 11)
-    assert model.default_input_size == 224
 
 
 def test_num_classes_and_in_chans():
     check_head_variants(convmixer_1536_20, torch.zeros(2, 3, 64, 64), 1536, feature_hw=(9, 9))
-
-
-def test_fx_trace_equals_eager(model, x64):
-    check_fx_matches_eager(model, x64)
-
-
-def test_deterministic_init():
-    check_deterministic_init(tiny, num_classes=3)
-
-
-def test_inject_eca_after_every_block(model, x64):
-    check_injection(model, "ConvMixerBlock", x64[:1], expected_sites=32)
 
 
 @pytest.mark.parametrize(

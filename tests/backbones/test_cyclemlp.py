@@ -3,13 +3,8 @@ import pytest
 import torch
 from torchvision.ops import deform_conv2d
 
-from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_param_count, count_params, on_meta, x64,
-)
-from plugattn.backbones import create_backbone, list_backbones
+from .backbone_checks import ContractCase, contract_tests, model_fixture
 from plugattn.backbones.cyclemlp import CycleFC, CycleMLP, cycle_offsets, cyclemlp_b1
-from plugattn.backbones.registry import BACKBONES
 from plugattn.testing import assert_rel_close
 
 
@@ -29,21 +24,20 @@ def official_cyclemlp_b1_params() -> int:
     return patch_embed + blocks + downsamples + 2 * 512 + 512 * 1000 + 1000
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return cyclemlp_b1(num_classes=10).eval()
+CASE = ContractCase(
+    cyclemlp_b1, "cyclemlp_b1", "mlp", num_features=512, created_as="cyclemlp_b1", model_class=CycleMLP,
+    params=15_155_400,  # the official CycleMLP_B1 (official_cyclemlp_b1_params); registry: the README's 15M
+    train_kwargs=dict(drop_path_rate=0.1), fx_sizes=((96, 80),), map_features=True, feature_hw=(2, 2),
+    init_factory=CycleMLP,
+    init_kwargs=dict(layers=(1, 1), embed_dims=(8, 16), transitions=(True, True), mlp_ratios=(4, 4)),
+    inject_sites=(("CycleBlock", 10), ("PatchEmbed", 4)),  # PatchEmbed: the stem and 3 downsamplings
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
-def test_registered():
-    assert "cyclemlp_b1" in list_backbones("mlp")
-    assert isinstance(create_backbone("cyclemlp_b1", num_classes=3), CycleMLP)
-
-
-def test_param_count_matches_official_config_and_reference():
-    ours = on_meta(cyclemlp_b1)
-    assert count_params(ours) == official_cyclemlp_b1_params() == 15_155_400
-    check_param_count(ours, BACKBONES.get("cyclemlp_b1").info["params"])  # 15.2M
+def test_param_count_of_the_official_config():
+    assert official_cyclemlp_b1_params() == 15_155_400
 
 
 def test_offsets_cycle_through_the_pseudo_kernel():
@@ -82,25 +76,9 @@ def test_cycle_fc_equals_a_direct_loop():
     assert_rel_close(layer(x), expected, what="CycleFC vs loop")
 
 
-def test_forward_backward(x64):
-    torch.manual_seed(0)
-    check_forward_backward(cyclemlp_b1(num_classes=4, drop_path_rate=0.1), x64, 4)
-
-
-def test_num_classes_and_in_chans():
-    check_head_variants(cyclemlp_b1, torch.zeros(2, 3, 64, 64), 512, feature_hw=(2, 2))
-    assert on_meta(cyclemlp_b1).default_input_size == 224
-
-
-def test_fx_trace_equals_eager_at_two_sizes(model, x64):
-    check_fx_matches_eager(model, x64)
-    check_fx_matches_eager(model, torch.randn(1, 3, 96, 80))
+def test_features_at_96_by_80(model):
     with torch.no_grad():
         assert model.forward_features(torch.randn(1, 3, 96, 80)).shape == (1, 512, 3, 3)
-
-
-def test_deterministic_init():
-    check_deterministic_init(CycleMLP, layers=(1, 1), embed_dims=(8, 16), transitions=(True, True), mlp_ratios=(4, 4))
 
 
 def test_init_as_official():
@@ -114,14 +92,6 @@ def test_official_offsets_are_kept_as_a_buffer(model):
     keys = model.state_dict()
     assert keys["network.0.0.attn.sfc_h.offset"].shape == (1, 128, 1, 1)
     assert keys["network.0.0.attn.sfc_h.weight"].shape == (64, 64, 1, 1)
-
-
-def test_inject_eca_after_every_block(model, x64):
-    check_injection(model, "CycleBlock", x64[:1], expected_sites=10)
-
-
-def test_inject_after_patch_embedding(model, x64):
-    check_injection(model, "PatchEmbed", x64[:1], expected_sites=4)  # the stem and 3 downsamplings
 
 
 def test_bad_arguments():

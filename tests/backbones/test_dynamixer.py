@@ -1,16 +1,9 @@
 """DynaMixer-S (plugattn/backbones/dynamixer.py)."""
-from functools import partial
-
 import pytest
 import torch
 
-from .backbone_checks import (
-    check_deterministic_init, check_fixed_input_size, check_forward_backward, check_fx_matches_eager,
-    check_head_variants, check_injection, check_param_count, check_token_site_error, count_params, on_meta,
-)
-from plugattn.backbones import create_backbone, list_backbones
+from .backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
 from plugattn.backbones.dynamixer import DynaMixer, DynaMixerBlock, DynaMixerOp, dynamixer_s
-from plugattn.backbones.registry import BACKBONES
 from plugattn.testing import assert_rel_close
 
 SMALL = 56  # sequences of 8 then 4 tokens
@@ -38,27 +31,21 @@ def official_dynamixer_s_params() -> int:
             + 2 * 384 + 384 * 1000 + 1000)
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return dynamixer_s(num_classes=10, img_size=SMALL).eval()
+CASE = ContractCase(
+    dynamixer_s, "dynamixer_s", "mlp", num_features=384, created_as="dynamixer_s", model_class=DynaMixer,
+    params=26_265_960,  # the official dynamixer_s (official_dynamixer_s_params), the paper's "26M"
+    size=SMALL, build_kwargs=dict(img_size=SMALL), map_features=True, feature_hw=(4, 4), fixed_size_other=70,
+    init_factory=DynaMixer, init_kwargs=dict(layers=(1, 1), embed_dims=(16, 32), transitions=(True, False),
+                                             mlp_ratios=(3, 3), num_heads=(2, 4), reduced_dims=(2, 2), img_size=56),
+    inject_sites=(("DynaMixerBlock", 18),), token_blocks=("DynaMixerOp",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
-@pytest.fixture(scope="module")
-def x_small():
-    return torch.randn(2, 3, SMALL, SMALL, generator=torch.Generator().manual_seed(1))
-
-
-def test_registered():
-    assert "dynamixer_s" in list_backbones("mlp")
-    assert isinstance(create_backbone("dynamixer_s", num_classes=3, img_size=SMALL), DynaMixer)
-
-
-def test_param_count_matches_official_config_and_paper():
-    ours = on_meta(dynamixer_s)
-    assert count_params(ours) == official_dynamixer_s_params() == 26_265_960
-    check_param_count(ours, BACKBONES.get("dynamixer_s").info["params"])
-    assert round(count_params(ours) / 1e6) == 26  # the paper's "26M"
+def test_param_count_of_the_official_config_and_paper():
+    assert official_dynamixer_s_params() == 26_265_960
+    assert round(count_params(on_meta(dynamixer_s)) / 1e6) == 26  # the paper's "26M"
 
 
 def test_configuration_and_stochastic_depth():
@@ -92,37 +79,6 @@ def test_mixing_matrices_are_column_stochastic():
     mixing = op.mixing_matrices(torch.randn(2, 5, 8))
     assert mixing.shape == (2, 2, 5, 5)
     assert_rel_close(mixing.sum(dim=-2), torch.ones(2, 2, 5), what="sum over input tokens")
-
-
-def test_forward_backward(x_small):
-    torch.manual_seed(0)
-    check_forward_backward(dynamixer_s(num_classes=4, img_size=SMALL), x_small, 4)
-
-
-def test_num_classes_and_in_chans():
-    check_head_variants(partial(dynamixer_s, img_size=SMALL), torch.zeros(2, 3, SMALL, SMALL), 384, feature_hw=(4, 4))
-    assert on_meta(dynamixer_s).default_input_size == 224
-
-
-def test_fx_trace_equals_eager(model, x_small):
-    check_fx_matches_eager(model, x_small)
-
-
-def test_fixed_input_size_raises_clearly(model):
-    check_fixed_input_size(model, built_for=SMALL, other=70)
-
-
-def test_deterministic_init():
-    check_deterministic_init(DynaMixer, layers=(1, 1), embed_dims=(16, 32), transitions=(True, False),
-                             mlp_ratios=(3, 3), num_heads=(2, 4), reduced_dims=(2, 2), img_size=56)
-
-
-def test_inject_eca_after_every_block(model, x_small):
-    check_injection(model, "DynaMixerBlock", x_small[:1], expected_sites=18)
-
-
-def test_token_sequences_are_refused_by_the_injector(model, x_small):
-    check_token_site_error(model, "DynaMixerOp", x_small[:1])
 
 
 @pytest.mark.parametrize(

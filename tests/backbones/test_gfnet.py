@@ -4,10 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_param_count, check_token_site_error, count_params, on_meta, x224,
+    ContractCase, check_param_count, contract_tests, count_params, model_fixture, on_meta,
 )
-from plugattn.backbones import create_backbone, list_backbones
+from plugattn.backbones import list_backbones
 from plugattn.backbones.gfnet import GFNet, GFNetBlock, GlobalFilter, gfnet_ti, gfnet_xs
 from plugattn.backbones.registry import BACKBONES
 from plugattn.testing import assert_rel_close
@@ -30,19 +29,20 @@ def tiny(**kwargs):
     return GFNet(**{**config, **kwargs})
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return gfnet_ti(num_classes=10).eval()
-
-
-def test_registered_in_mlp_family():
-    assert set(FACTORIES) <= set(list_backbones("mlp"))
-    assert create_backbone("gfnet_xs", num_classes=3).head.out_features == 3
+# batch 1 at 224: the model is fixed to 224 x 224, one image keeps CI fast
+CASE = ContractCase(
+    gfnet_ti, "gfnet_ti", "mlp", num_features=256, created_as="gfnet_xs", size=224, batch=1,
+    train_kwargs=dict(drop_path_rate=0.1), feature_shape=(1, 196, 256), fixed_size_other=384,
+    init_factory=tiny, init_kwargs=dict(num_classes=3),
+    inject_sites=(("PatchEmbed", 1),), token_blocks=("GFNetBlock",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_param_count_matches_official_architecture(name):
+    assert name in list_backbones("mlp")
     factory, dim = FACTORIES[name]
     count = count_params(on_meta(factory))
     assert count == official_param_count(dim) == BACKBONES.get(name).info["params"]
@@ -94,47 +94,13 @@ def test_filter_shape_and_init():
     assert abs(weight.std().item() - 0.02) < 0.001
 
 
-def test_forward_backward_at_224(x224):
-    torch.manual_seed(0)
-    # batch 1: the model is fixed to 224 x 224, one image keeps CI fast
-    check_forward_backward(gfnet_ti(num_classes=4, drop_path_rate=0.1), x224, 4)
+def test_img_size_builds_other_sizes():
+    assert tiny()(torch.zeros(1, 3, 32, 32)).shape == (1, 1000)
 
 
-def test_features_and_default_size(model, x224):
-    assert model.default_input_size == 224
-    with torch.no_grad():
-        assert model.forward_features(x224).shape == (1, 196, 256)
-
-
-def test_num_classes_and_in_chans():
-    check_head_variants(gfnet_ti, torch.zeros(1, 3, 224, 224), 256, map_features=False)
-
-
-def test_other_input_size_raises_clear_error_eager_and_traced(model):
-    message = r"GFNet is defined for 224x224 inputs only.*got input of shape \(1, 3, 384, 384\)"
-    with pytest.raises(ValueError, match=message):
-        model(torch.zeros(1, 3, 384, 384))
-    with pytest.raises(ValueError, match=message):
-        torch.fx.symbolic_trace(model)(torch.zeros(1, 3, 384, 384))
-    assert tiny()(torch.zeros(1, 3, 32, 32)).shape == (1, 1000)  # img_size= builds other sizes
-
-
-def test_fx_trace_equals_eager(model, x224):
+def test_fx_graph_keeps_the_fft(model):
     traced = torch.fx.symbolic_trace(model)
     assert any(node.target is torch.fft.rfft2 for node in traced.graph.nodes)
-    check_fx_matches_eager(model, x224)
-
-
-def test_deterministic_init():
-    check_deterministic_init(tiny, num_classes=3)
-
-
-def test_inject_after_patch_embed(model, x224):
-    check_injection(model, "PatchEmbed", x224, expected_sites=1)
-
-
-def test_token_block_gives_injector_error(model, x224):
-    check_token_site_error(model, "GFNetBlock", x224)
 
 
 @pytest.mark.parametrize(

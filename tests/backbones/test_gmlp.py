@@ -17,7 +17,8 @@ def tiny(**kwargs):
 CASE = ContractCase(
     gmlp_s16_224, "gmlp_s16_224", "mlp", num_features=256, created_as="gmlp_s16_224",
     params=19_422_656, timm_name="gmlp_s16_224",  # timm's published count, re-measured by the contract test
-    size=224, batch=1, init_factory=tiny, init_kwargs=dict(num_classes=3),
+    size=224, batch=1, feature_shape=(1, 196, 256), fixed_size_other=96,
+    init_factory=tiny, init_kwargs=dict(num_classes=3),
     inject_sites=(("PatchEmbed", 1),), token_blocks=("SpatialGatingBlock",),
 )
 model = model_fixture(CASE)
@@ -57,20 +58,6 @@ def test_gate_starts_near_identity():
     z = torch.randn(2, 16, 64)
     with torch.no_grad():
         torch.testing.assert_close(unit(z), z[..., :32], atol=1e-4, rtol=0)
-
-
-def test_features_and_default_size(model, x224):
-    assert model.default_input_size == 224
-    with torch.no_grad():
-        assert model.forward_features(x224).shape == (1, 196, 256)
-
-
-def test_other_input_size_raises_clear_error_eager_and_traced(model):
-    message = r"GMlp is defined for 224x224 inputs only.*got input of shape \(1, 3, 96, 96\)"
-    with pytest.raises(ValueError, match=message):
-        model(torch.zeros(1, 3, 96, 96))
-    with pytest.raises(ValueError, match=message):
-        torch.fx.symbolic_trace(model)(torch.zeros(1, 3, 96, 96))
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,8 @@ def tiny(**kwargs):
 # batch 1 at 224: the model is fixed to 224 x 224, one image keeps CI fast
 CASE = ContractCase(
     mixer_s16_224, "mixer_s16_224", "mlp", num_features=512, size=224, batch=1,
-    train_kwargs=dict(drop_path_rate=0.1), init_factory=tiny, init_kwargs=dict(num_classes=3),
+    train_kwargs=dict(drop_path_rate=0.1), feature_shape=(1, 196, 512), fixed_size_other=64,
+    init_factory=tiny, init_kwargs=dict(num_classes=3),
     inject_sites=(("PatchEmbed", 1),), token_blocks=("MixerBlock",),
 )
 model = model_fixture(CASE)
@@ -87,24 +88,12 @@ def test_equation_1_restated():
         assert_rel_close(model(x), model.head(pooled), what="Mixer vs Eq. (1)")
 
 
-def test_features_and_default_size(model, x224):
-    assert model.default_input_size == 224
-    with torch.no_grad():
-        assert model.forward_features(x224).shape == (1, 196, 512)
-
-
 def test_headless_model_has_identity_head():
     assert isinstance(on_meta(mixer_s16_224, num_classes=0).head, torch.nn.Identity)
 
 
-def test_other_input_size_raises_clear_error_eager_and_traced(model):
-    message = r"MlpMixer is defined for 224x224 inputs only.*got input of shape \(1, 3, 64, 64\)"
-    with pytest.raises(ValueError, match=message):
-        model(torch.zeros(1, 3, 64, 64))
-    traced = torch.fx.symbolic_trace(model)
-    with pytest.raises(ValueError, match=message):
-        traced(torch.zeros(1, 3, 64, 64))
-    assert tiny()(torch.zeros(1, 3, 32, 32)).shape == (1, 1000)  # img_size= builds other sizes
+def test_img_size_builds_other_sizes():
+    assert tiny()(torch.zeros(1, 3, 32, 32)).shape == (1, 1000)
 
 
 def test_init_as_reference():

@@ -3,38 +3,25 @@ import pytest
 import timm
 import torch
 
-from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_param_count, check_timm_outputs_match, count_params, on_meta, timm_param_count, x64,
-)
-from plugattn.backbones import create_backbone, list_backbones, load_external_weights
+from .backbone_checks import ContractCase, check_timm_outputs_match, contract_tests, model_fixture, on_meta
+from plugattn.backbones import load_external_weights
 from plugattn.backbones.poolformer import Pooling, PoolFormer, poolformer_s12
-from plugattn.backbones.registry import BACKBONES
 from plugattn.testing import assert_rel_close
 
-S12_PARAMS = 11_915_176  # timm poolformer_s12, re-measured below
+CASE = ContractCase(
+    poolformer_s12, "poolformer_s12", "vit", num_features=512, created_as="poolformer_s12",
+    params=11_915_176, timm_name="poolformer_s12",  # timm poolformer_s12, re-measured by the contract test
+    train_kwargs=dict(drop_path_rate=0.1), fx_sizes=(224,), map_features=True, feature_hw=(2, 2),
+    init_factory=PoolFormer, init_kwargs=dict(depths=(1, 1), dims=(8, 16)),
+    inject_sites=(("PoolFormerBlock", 12),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return poolformer_s12(num_classes=10).eval()
-
-
-def test_registered():
-    assert "poolformer_s12" in list_backbones("vit")
-    assert create_backbone("poolformer_s12", num_classes=3).head.out_features == 3
-
-
-def test_param_count_matches_timm():
-    ours = on_meta(poolformer_s12)
-    assert count_params(ours) == S12_PARAMS == timm_param_count("poolformer_s12")
-    check_param_count(ours, BACKBONES.get("poolformer_s12").info["params"])
-
-
-@pytest.mark.parametrize("head_norm", ["before_pool", "after_pool"])
-def test_keys_match_timm(head_norm):
-    ours = on_meta(poolformer_s12, head_norm=head_norm)
+def test_keys_match_timm_with_timm_head_order():
+    # the paper's head order (before_pool) is the contract's timm_keys check
+    ours = on_meta(poolformer_s12, head_norm="after_pool")
     with torch.device("meta"):
         theirs = timm.create_model("poolformer_s12").state_dict()
     mapped = ours.convert_external_state_dict(theirs, "timm")
@@ -67,28 +54,9 @@ def test_pooling_mixer_is_eq4():
     assert_rel_close(Pooling()(x), window_sum / window_count - x, what="AvgPool(x) - x")
 
 
-def test_forward_backward(x64):
-    torch.manual_seed(0)
-    check_forward_backward(poolformer_s12(num_classes=4, drop_path_rate=0.1), x64, 4)
-
-
-def test_num_classes_and_in_chans():
-    check_head_variants(poolformer_s12, torch.zeros(2, 3, 64, 64), 512, feature_hw=(2, 2))
-
-
-def test_fx_matches_eager_at_two_sizes(model, x64):
-    check_fx_matches_eager(model, torch.randn(1, 3, 224, 224))
-    check_fx_matches_eager(model, x64)
+def test_features_at_128(model):
     with torch.no_grad():
         assert model.forward_features(torch.randn(1, 3, 128, 128)).shape == (1, 512, 4, 4)
-
-
-def test_deterministic_init():
-    check_deterministic_init(PoolFormer, depths=(1, 1), dims=(8, 16))
-
-
-def test_inject_after_every_block(model, x64):
-    check_injection(model, "PoolFormerBlock", x64[:1], expected_sites=12)
 
 
 def test_unmatched_weights_raise():

@@ -4,16 +4,11 @@ import torch
 import torch.nn as nn
 
 from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_keys_match_timm, check_param_count, check_timm_outputs_match, count_params, on_meta, timm_param_count, x64,
+    ContractCase, check_head_variants, check_timm_outputs_match, contract_tests, model_fixture, on_meta, x64,
 )
-from plugattn.backbones import create_backbone, list_backbones, load_external_weights
-from plugattn.backbones.registry import BACKBONES
+from plugattn.backbones import load_external_weights
 from plugattn.backbones.sequencer import LSTM2d, Sequencer2d, Sequencer2dStage, sequencer2d_s
 from plugattn.testing import assert_rel_close
-
-# timm's published count, re-measured by building timm's model (test_param_count_matches_timm)
-REFERENCE_PARAMS = 27_651_688
 
 
 def tiny(**kwargs):
@@ -21,25 +16,18 @@ def tiny(**kwargs):
     return Sequencer2d(**{**config, **kwargs})
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return sequencer2d_s(num_classes=10).eval()
-
-
-def test_registered_in_mlp_family():
-    assert "sequencer2d_s" in list_backbones("mlp")
-    assert create_backbone("sequencer2d_s", num_classes=3).head.out_features == 3
-
-
-def test_param_count_matches_timm():
-    ours = on_meta(sequencer2d_s)
-    assert count_params(ours) == REFERENCE_PARAMS == timm_param_count("sequencer2d_s")
-    check_param_count(ours, BACKBONES.get("sequencer2d_s").info["params"])
-
-
-def test_state_dict_keys_match_timm():
-    check_keys_match_timm(sequencer2d_s, "sequencer2d_s")
+CASE = ContractCase(
+    sequencer2d_s, "sequencer2d_s", "mlp", num_features=384, created_as="sequencer2d_s",
+    params=27_651_688, timm_name="sequencer2d_s",  # timm's published count, re-measured by the contract test
+    train_kwargs=dict(drop_path_rate=0.1),
+    fx_sizes=((42, 70),),  # sequence lengths come from the tensor
+    feature_shape=(2, 384, 4, 4),  # 64 / 7 -> 9, / 2 -> 4
+    init_factory=tiny, init_kwargs=dict(num_classes=3),
+    inject_sites=(("Sequencer2dBlock", 18), ("Sequencer2dStage", 4)),
+    skip=("head_variants",),  # on a two-stage config below
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_table_architecture():
@@ -80,15 +68,8 @@ def test_bilstm2d_restated():
         assert_rel_close(layer(x), expected, what="BiLSTM2D vs Eq. (3)-(6)")
 
 
-def test_forward_backward(x64):
-    torch.manual_seed(0)
-    check_forward_backward(sequencer2d_s(num_classes=4, drop_path_rate=0.1), x64, 4)
-
-
-def test_features_any_input_size(model, x64):
-    assert model.default_input_size == 224
+def test_features_any_input_size(model):
     with torch.no_grad():
-        assert model.forward_features(x64).shape == (2, 384, 4, 4)  # 64 / 7 -> 9, / 2 -> 4
         assert model.forward_features(torch.randn(1, 3, 42, 70)).shape == (1, 384, 3, 5)
 
 
@@ -98,20 +79,6 @@ def test_num_classes_and_in_chans():
     headless = on_meta(sequencer2d_s, num_classes=0, in_chans=1)
     assert isinstance(headless.head, nn.Identity) and headless.num_features == 384
     assert headless.stem.proj.in_channels == 1
-
-
-def test_fx_trace_equals_eager_at_two_sizes(model, x64):
-    check_fx_matches_eager(model, x64)
-    check_fx_matches_eager(model, torch.randn(1, 3, 42, 70))  # sequence lengths come from the tensor
-
-
-def test_deterministic_init():
-    check_deterministic_init(tiny, num_classes=3)
-
-
-def test_inject_eca_after_blocks_and_stages(model, x64):
-    check_injection(model, "Sequencer2dBlock", x64[:1], expected_sites=18)
-    check_injection(model, "Sequencer2dStage", x64[:1], expected_sites=4)
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,8 @@
 """sMLPNet-T (plugattn/backbones/smlp.py)."""
-from functools import partial
-
 import pytest
 import torch
 
-from .backbone_checks import (
-    check_deterministic_init, check_fixed_input_size, check_forward_backward, check_fx_matches_eager,
-    check_head_variants, check_injection, check_param_count, count_params, on_meta,
-)
-from plugattn.backbones import create_backbone, list_backbones
+from .backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
 from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.smlp import SMLPBlock, SMLPNet, SparseMLP, smlpnet_tiny
 from plugattn.testing import assert_rel_close
@@ -31,28 +25,25 @@ def official_smlpnet_tiny_params() -> int:
     return embeddings + blocks + 2 * 640 + 640 * 1000 + 1000
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return smlpnet_tiny(num_classes=10, img_size=SMALL).eval()
+CASE = ContractCase(
+    smlpnet_tiny, "smlpnet_tiny", "mlp", num_features=640, created_as="smlpnet_tiny", model_class=SMLPNet,
+    params=24_123_584,  # the official smlpnet_tiny (official_smlpnet_tiny_params), the paper's "24M"
+    size=SMALL, build_kwargs=dict(img_size=SMALL), train_kwargs=dict(drop_path_rate=0.1),
+    map_features=True, feature_hw=(2, 2), fixed_size_other=96,
+    init_factory=SMLPNet, init_kwargs=dict(layers=(1, 1), dim=8, img_size=16),
+    inject_sites=(("SMLPBlock", 26),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
-@pytest.fixture(scope="module")
-def x_small():
-    return torch.randn(2, 3, SMALL, SMALL, generator=torch.Generator().manual_seed(1))
-
-
-def test_registered():
-    assert "smlpnet_tiny" in list_backbones("mlp")
+def test_alias():
     assert BACKBONES.get("smlpnet_t").name == "smlpnet_tiny"
-    assert isinstance(create_backbone("smlpnet_tiny", num_classes=3, img_size=SMALL), SMLPNet)
 
 
-def test_param_count_matches_official_config_and_paper():
-    ours = on_meta(smlpnet_tiny)
-    assert count_params(ours) == official_smlpnet_tiny_params() == 24_123_584
-    check_param_count(ours, BACKBONES.get("smlpnet_tiny").info["params"])
-    assert round(count_params(ours) / 1e6) == 24  # the paper's "24M"
+def test_param_count_of_the_official_config_and_paper():
+    assert official_smlpnet_tiny_params() == 24_123_584
+    assert round(count_params(on_meta(smlpnet_tiny)) / 1e6) == 24  # the paper's "24M"
 
 
 def test_sparse_mlp_matches_the_official_conv_formulation():
@@ -86,37 +77,11 @@ def test_sparse_mlp_mixes_only_along_rows_and_columns():
     assert torch.equal(moved, expected)
 
 
-def test_forward_backward(x_small):
-    torch.manual_seed(0)
-    check_forward_backward(smlpnet_tiny(num_classes=4, img_size=SMALL, drop_path_rate=0.1), x_small, 4)
-
-
-def test_num_classes_and_in_chans():
-    check_head_variants(partial(smlpnet_tiny, img_size=SMALL), torch.zeros(2, 3, SMALL, SMALL), 640, feature_hw=(2, 2))
-    assert on_meta(smlpnet_tiny).default_input_size == 224
-
-
-def test_fx_trace_equals_eager(model, x_small):
-    check_fx_matches_eager(model, x_small)
-
-
-def test_fixed_input_size_raises_clearly(model):
-    check_fixed_input_size(model, built_for=SMALL, other=96)
-
-
-def test_deterministic_init():
-    check_deterministic_init(SMLPNet, layers=(1, 1), dim=8, img_size=16)
-
-
 def test_stochastic_depth_grows_linearly():
     blocks = [m for m in on_meta(smlpnet_tiny, drop_path_rate=0.2).modules() if isinstance(m, SMLPBlock)]
     assert len(blocks) == 26
     assert blocks[0].drop_path.drop_prob == 0.0 and blocks[-1].drop_path.drop_prob == pytest.approx(0.2)
     assert blocks[13].drop_path.drop_prob == pytest.approx(0.2 * 13 / 25)
-
-
-def test_inject_eca_after_every_block(model, x_small):
-    check_injection(model, "SMLPBlock", x_small[:1], expected_sites=26)
 
 
 @pytest.mark.parametrize(

@@ -5,42 +5,27 @@ import torch
 
 import timm
 from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_keys_match_timm, check_load_matches, check_param_count, count_params, on_meta, randomize_,
-    timm_param_count,
+    ContractCase, check_load_matches, check_param_count, contract_tests, model_fixture, on_meta, randomize_,
 )
-from plugattn.backbones import create_backbone, list_backbones
 from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.swin import SwinTransformer, WindowMSA, swin_tiny
 
-SWIN_T_PARAMS = 28_288_354  # timm swin_tiny_patch4_window7_224 (paper Table 1: 28M), re-measured below
+SWIN_T_PARAMS = 28_288_354  # timm swin_tiny_patch4_window7_224 (paper Table 1: 28M), re-measured by the contract
+
+CASE = ContractCase(
+    swin_tiny, "swin_tiny", "vit", num_features=768, created_as="swin_t",
+    params=SWIN_T_PARAMS, timm_name="swin_tiny_patch4_window7_224",
+    fx_sizes=((72, 88),),  # padded in every stage
+    init_factory=SwinTransformer, init_kwargs=dict(embed_dim=16, depths=(1, 1), num_heads=(1, 2)),
+    inject_sites=(("Conv2d", 1),),  # the patch embedding conv
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return swin_tiny(num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def x64():
-    return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-
-
-def test_registered():
-    assert "swin_tiny" in list_backbones("vit")
-    assert create_backbone("swin_t", num_classes=3).head.out_features == 3
+def test_registry_and_paper_count():
     assert BACKBONES.get("swin_tiny").info["params"] == SWIN_T_PARAMS
-
-
-def test_param_count_matches_timm_and_paper():
-    ours = on_meta(swin_tiny)
-    assert count_params(ours) == SWIN_T_PARAMS == timm_param_count("swin_tiny_patch4_window7_224")
-    check_param_count(ours, 28_300_000)  # within 0.5% of the published 28.3M
-
-
-def test_keys_match_timm():
-    check_keys_match_timm(swin_tiny, "swin_tiny_patch4_window7_224")
+    check_param_count(on_meta(swin_tiny), 28_300_000)  # within 0.5% of the published 28.3M
 
 
 def test_timm_weights_load_and_match_at_224():
@@ -68,11 +53,6 @@ def test_stage_shapes_and_shifts_follow_paper(model):
     assert heads == [3, 6, 12, 24]
 
 
-def test_forward_backward_other_size(x64):
-    torch.manual_seed(0)
-    check_forward_backward(swin_tiny(num_classes=4), x64, 4)
-
-
 def test_odd_sizes_are_padded(model):
     with torch.no_grad():
         out = model(torch.randn(1, 3, 90, 61))
@@ -80,24 +60,10 @@ def test_odd_sizes_are_padded(model):
     assert model.forward_features(torch.randn(1, 3, 90, 61)).shape == (1, 768, 3, 2)
 
 
-def test_num_classes_and_in_chans():
-    check_head_variants(swin_tiny, torch.zeros(2, 3, 64, 64), 768, map_features=False)
-
-
-def test_fx_matches_eager_with_one_op_node_per_block(model, x64):
-    check_fx_matches_eager(model, x64)
-    check_fx_matches_eager(model, torch.randn(1, 3, 72, 88))  # padded in every stage
+def test_one_window_op_node_per_block(model):
     traced = torch.fx.symbolic_trace(model)
     op_nodes = [n for n in traced.graph.nodes if n.op == "call_function" and n.target.__name__ == "window_attention"]
     assert len(op_nodes) == 12
-
-
-def test_deterministic_init():
-    check_deterministic_init(SwinTransformer, embed_dim=16, depths=(1, 1), num_heads=(1, 2))
-
-
-def test_inject_after_patch_embedding_conv(model, x64):
-    check_injection(model, "Conv2d", x64[:1], expected_sites=1)
 
 
 def test_blocks_use_the_window_op_module():

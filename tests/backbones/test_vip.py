@@ -1,14 +1,8 @@
 """Vision Permutator ViP-Small/7 (plugattn/backbones/vip.py)."""
-from functools import partial
-
 import pytest
 import torch
 
-from .backbone_checks import (
-    check_deterministic_init, check_fixed_input_size, check_forward_backward, check_fx_matches_eager,
-    check_head_variants, check_injection, check_param_count, count_params, on_meta,
-)
-from plugattn.backbones import create_backbone, list_backbones
+from .backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
 from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.vip import (
     VisionPermutator,
@@ -36,28 +30,26 @@ def official_vip_s7_params() -> int:
     return patch_embed + 4 * block(192) + downsample + (3 + 8 + 3) * block(384) + 2 * 384 + 384 * 1000 + 1000
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return vip_s7(num_classes=10, img_size=SMALL).eval()
+CASE = ContractCase(
+    vip_s7, "vip_s7", "mlp", num_features=384, created_as="vip_s7", model_class=VisionPermutator,
+    params=25_114_984,  # the official vip_s7 (official_vip_s7_params), the paper's "25M"
+    size=SMALL, build_kwargs=dict(img_size=SMALL), train_kwargs=dict(drop_path_rate=0.1),
+    map_features=True, feature_hw=(4, 4), fixed_size_other=112,
+    init_factory=VisionPermutator, init_kwargs=dict(layers=(1, 1), embed_dims=(16, 32), transitions=(True, False),
+                                                    mlp_ratios=(3, 3), img_size=56),
+    inject_sites=(("PermutatorBlock", 18),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
-@pytest.fixture(scope="module")
-def x_small():
-    return torch.randn(2, 3, SMALL, SMALL, generator=torch.Generator().manual_seed(1))
-
-
-def test_registered():
-    assert "vip_s7" in list_backbones("mlp")
+def test_alias():
     assert BACKBONES.get("vip_small_7").name == "vip_s7"
-    assert isinstance(create_backbone("vip_s7", num_classes=3, img_size=SMALL), VisionPermutator)
 
 
-def test_param_count_matches_official_config_and_paper():
-    ours = on_meta(vip_s7)
-    assert count_params(ours) == official_vip_s7_params() == 25_114_984
-    check_param_count(ours, BACKBONES.get("vip_s7").info["params"])
-    assert round(count_params(ours) / 1e6) == 25  # the paper's "25M"
+def test_param_count_of_the_official_config_and_paper():
+    assert official_vip_s7_params() == 25_114_984
+    assert round(count_params(on_meta(vip_s7)) / 1e6) == 25  # the paper's "25M"
     # the segment counts follow the grid, the weights do not: the same count at another img_size
     assert count_params(on_meta(vip_s7, img_size=SMALL)) == 25_114_984
 
@@ -91,39 +83,15 @@ def test_split_attention_weights_sum_to_one():
     assert_rel_close(reweight_branches(x, x, x, Mlp(8, 2, 24)), x, what="a_h x + a_w x + a_c x")
 
 
-def test_forward_backward(x_small):
-    torch.manual_seed(0)
-    check_forward_backward(vip_s7(num_classes=4, img_size=SMALL, drop_path_rate=0.1), x_small, 4)
-
-
-def test_num_classes_and_in_chans():
-    check_head_variants(partial(vip_s7, img_size=SMALL), torch.zeros(2, 3, SMALL, SMALL), 384, feature_hw=(4, 4))
-    assert on_meta(vip_s7).default_input_size == 224
-
-
-def test_fx_trace_equals_eager(model, x_small):
-    check_fx_matches_eager(model, x_small)
-
-
-def test_fixed_input_size_raises_clearly(model):
-    check_fixed_input_size(model, built_for=SMALL, other=112)
+def test_default_size_is_fixed_too():
     with pytest.raises(ValueError, match="defined for 224x224 inputs only"):
         on_meta(vip_s7)(torch.zeros(1, 3, 256, 256, device="meta"))
-
-
-def test_deterministic_init():
-    check_deterministic_init(VisionPermutator, layers=(1, 1), embed_dims=(16, 32), transitions=(True, False),
-                             mlp_ratios=(3, 3), img_size=56)
 
 
 def test_init_as_official():
     torch.manual_seed(0)
     weight = vip_s7().network[2][0].attn.mlp_h.weight.detach()
     assert abs(weight.std().item() - 0.02) < 0.002 and weight.abs().max() <= 2.0
-
-
-def test_inject_eca_after_every_block(model, x_small):
-    check_injection(model, "PermutatorBlock", x_small[:1], expected_sites=18)
 
 
 @pytest.mark.parametrize(
