@@ -193,7 +193,7 @@ def init_trunc_normal_(model: nn.Module, types: Tuple[Type[nn.Module], ...] = (n
 
     Example:
         >>> layer = init_trunc_normal_(nn.Sequential(nn.Linear(4, 4)))
-        >>> float(layer[0].bias.abs().sum())
+        >>> layer[0].bias.detach().abs().sum().item()
         0.0
     """
     for module in model.modules():
