@@ -27,8 +27,8 @@ just B + M, values 0), and their outputs are dropped. This is exactly timm's
 each window slot by index arithmetic (cyclic shift + window partition + padding, no copy), loads
 q/k/v through their strides (views of one qkv tensor are fine), gathers B from the table, builds
 M from the slot coordinates, does softmax(q·kᵀ·scale + B + M)·v in fp32 on chip and stores the
-result straight at the source pixel (reverse partition + reverse shift). One window (≤ 12×12 =
-144 tokens, padded to a power of two) and a head dim ≤ 64 fit in registers, so no online softmax
+result straight at the source pixel (reverse partition + reverse shift). One window (≤ 11×11 =
+121 tokens, padded to a power of two) and a head dim ≤ 64 fit in registers, so no online softmax
 is needed. The backward recomputes P and gives dq, dk, dv and the gradient of the bias table:
 each program sums dS = P∘(dP − rowsum(P∘dP)) over a few windows, one atomic add per program into
 a (heads, N, N) buffer, and a second kernel folds that buffer into the ((2M−1)², heads) table
@@ -50,7 +50,10 @@ from einops import rearrange
 from .dispatch import get_backend, interpreter_enabled, resolve_backend, triton_available
 
 MASK_VALUE = -100.0  # Swin's value for cross-region pairs (official code and timm)
-MAX_TRITON_WINDOW = 12  # window tokens 144 -> padded to 256 on chip
+# window tokens 121 -> padded to 128 on chip. A 12x12 window pads to 256 slots: its (256, 256) score tile
+# needs 272-320 KiB of shared memory for the tl.dot operands on sm_90 (found by ahead-of-time compiling,
+# tests/kernels/test_gpu_compile.py), above the H100's 227 KiB per block, so the launch would fail.
+MAX_TRITON_WINDOW = 11
 MAX_TRITON_HEAD_DIM = 64
 
 __all__ = [
@@ -552,7 +555,7 @@ def window_attention(
             (``qkv(x).unflatten(-1, (3, heads, head_dim))`` and index 0/1/2: strided views are fine).
             H, W need not be multiples of ``window_size`` (timm's zero padding, see module doc).
         rel_pos_bias: the ((2·window_size − 1)², heads) relative position bias table B̂.
-        window_size: M, the window side (Triton: M ≤ 12, head_dim ≤ 64).
+        window_size: M, the window side (Triton: M ≤ 11, head_dim ≤ 64).
         shift_size: cyclic shift s, 0 ≤ s < M; s > 0 applies the −100 SW-MSA mask.
         scale: logit scale, default head_dim ** −0.5.
         backend: ``"auto"`` / ``"triton"`` / ``"torch"`` (default: the process setting).
