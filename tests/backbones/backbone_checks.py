@@ -134,13 +134,16 @@ def timm_param_count(name: str, **kwargs) -> int:
         return count_params(timm.create_model(name, pretrained=False, **kwargs))
 
 
-def check_reference_count(factory: Callable[..., nn.Module], registry_name: str, params: int,
+def check_reference_count(factory: Callable[..., nn.Module], registry_name: str, params: Optional[int],
                           timm_name: Optional[str] = None) -> None:
-    """Ours has exactly ``params`` parameters (also timm's ``timm_name`` count when given) and matches the
-    reference count the registry records for ``registry_name``: within 0.5%, or, where the paper only gives
-    a rounded figure (``params_rounded_to``), rounding to it (the rule of test_registry.py)."""
+    """Ours has exactly ``params`` parameters when given (also timm's ``timm_name`` count when given) and
+    matches the reference count the registry records for ``registry_name``: within 0.5%, or, where the paper
+    only gives a rounded figure (``params_rounded_to``), rounding to it (the rule of test_registry.py)."""
     ours = on_meta(factory)
-    assert count_params(ours) == params
+    if params is not None:
+        assert count_params(ours) == params
+    else:
+        params = count_params(ours)
     if timm_name is not None:
         assert timm_param_count(timm_name) == params
     info = BACKBONES.get(registry_name).info
@@ -178,12 +181,14 @@ def check_forward_backward(model: nn.Module, x: torch.Tensor, num_classes: int) 
     model.zero_grad(set_to_none=True)
 
 
-def check_fx_matches_eager(model: nn.Module, x: torch.Tensor) -> None:
+def check_fx_matches_eager(model: nn.Module, *inputs: torch.Tensor) -> None:
+    """The FX-traced model (traced once) equals eager on every input."""
     model.eval()
     traced = torch.fx.symbolic_trace(model)
     with torch.no_grad():
-        expected = model(x)
-        assert_rel_close(traced(x), expected, what="fx-traced output")
+        for x in inputs:
+            expected = model(x)
+            assert_rel_close(traced(x), expected, what="fx-traced output")
 
 
 def check_head_variants(factory: Callable[..., nn.Module], x: torch.Tensor, num_features: int,
@@ -230,14 +235,6 @@ def check_deterministic_init(factory: Callable[..., nn.Module], **kwargs) -> Non
     assert any(
         not torch.equal(value, states[2][key]) for key, value in states[0].items() if value.is_floating_point()
     ), "a different seed gave identical weights"
-
-
-def check_backbone_contract(factory: Callable[..., nn.Module], pooled_width: int, feature_width: int) -> None:
-    """The contract in one call for a /32 CNN at 64 x 64: heads (num_classes 7 / 0), in_chans, the
-    forward_features map, default_input_size 224, FX trace == eager, deterministic init."""
-    check_heads(factory, pooled_width, (feature_width, 2, 2), size=64, default_input_size=224)
-    check_fx_matches_eager(factory(num_classes=10), random_batch(64, batch=1))
-    check_deterministic_init(factory, num_classes=10)
 
 
 def check_fixed_input_size(model: nn.Module, built_for: int, other: int) -> None:
@@ -350,7 +347,8 @@ class ContractCase:
     """What a test file states about its model; :func:`contract_tests` runs the contract checks that apply.
 
     ``factory`` builds the paper variant; its seeded ``num_classes=10`` eval-mode build is the module's
-    ``model`` fixture (:func:`model_fixture`), shared by the file's own tests.
+    ``model`` fixture (:func:`model_fixture`; named ``fixture`` in files with several cases), shared by the
+    file's own tests.
     """
 
     factory: Callable[..., nn.Module]
@@ -359,10 +357,14 @@ class ContractCase:
     num_features: int  # width of the num_classes=0 output
     created_as: Optional[str] = None  # create_backbone(created_as) honours num_classes=3 in its Linear head
     params: Optional[int] = None  # exact count of factory(), the reference (cited in the test file)
+    reference_params: Optional[int] = None  # the cited reference count, recorded as is by the registry;
+    # factory() is within 0.5% of it (or rounds to it where the registry says ``params_rounded_to``)
     timm_name: Optional[str] = None  # timm's same variant: its count and state_dict keys equal ours
     size: int = 64  # input side for forward/backward, heads, FX and injection
     batch: int = 2  # forward/backward batch (seeded input; FX and injection use its first image)
     train_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the forward/backward build
+    train_on_fixture: bool = False  # forward/backward on the ``model`` fixture (num_classes=10, put back in
+    # eval mode), not on a fresh num_classes=4 build with ``train_kwargs``
     fx_sizes: Sequence[Union[int, Tuple[int, int]]] = ()  # FX == eager also on one (unseeded) image of each
     # of these sides (or (h, w) sizes)
     map_features: bool = False  # forward_features is a (B, C, h, w) map (else tokens, not checked here)
@@ -377,6 +379,9 @@ class ContractCase:
     default_input_size: int = 224  # recorded by the factory's default build
     feature_shape: Optional[Tuple[int, ...]] = None  # the ``model`` fixture's forward_features(input()) shape
     fixed_size_other: Optional[int] = None  # the model is defined at ``size`` only: this side raises
+    heads_with_weights: bool = False  # heads checked on real seeded builds at batch 1 (check_heads: num_classes
+    # 7 / 0, in_chans 1, forward_features per image = feature_shape[1:], default_input_size), not on meta
+    fixture: str = "model"  # the name of the model fixture (one per case where a file has several)
     skip: Sequence[str] = ()  # contract checks the test file states long-hand (another model or input)
 
     def input(self) -> torch.Tensor:
@@ -389,7 +394,7 @@ class ContractCase:
 
 def model_fixture(case: ContractCase):
     """The module-scoped ``model`` fixture of a test file: ``model = model_fixture(CASE)``."""
-    return pytest.fixture(scope="module", name="model")(lambda: case.build())
+    return pytest.fixture(scope="module", name=case.fixture)(lambda: case.build())
 
 
 def _check_registered(case: ContractCase, request) -> None:
@@ -399,6 +404,8 @@ def _check_registered(case: ContractCase, request) -> None:
 
 
 def _check_param_count(case: ContractCase, request) -> None:
+    if case.reference_params is not None:
+        assert BACKBONES.get(case.name).info["params"] == case.reference_params
     check_reference_count(case.factory, case.name, case.params, case.timm_name)
 
 
@@ -407,34 +414,43 @@ def _check_timm_keys(case: ContractCase, request) -> None:
 
 
 def _check_forward_backward(case: ContractCase, request) -> None:
+    if case.train_on_fixture:
+        model = request.getfixturevalue(case.fixture)
+        check_forward_backward(model, case.input(), 10)
+        model.eval()
+        return
     torch.manual_seed(0)
     check_forward_backward(case.factory(num_classes=4, **case.build_kwargs, **case.train_kwargs), case.input(), 4)
 
 
 def _check_head_variants(case: ContractCase, request) -> None:
+    if case.heads_with_weights:
+        check_heads(partial(case.factory, **case.build_kwargs), case.num_features, case.feature_shape[1:],
+                    size=case.size, default_input_size=case.default_input_size)
+        return
     x = torch.zeros(case.batch, 3, case.size, case.size)
     check_head_variants(partial(case.factory, **case.build_kwargs), x, case.num_features, case.feature_hw,
                         map_features=case.map_features)
 
 
 def _check_fx(case: ContractCase, request) -> None:
-    model = request.getfixturevalue("model")
+    inputs = []
     for side in case.fx_sizes:
         height, width = (side, side) if isinstance(side, int) else side
-        check_fx_matches_eager(model, torch.randn(1, 3, height, width))
-    check_fx_matches_eager(model, case.input())
+        inputs.append(torch.randn(1, 3, height, width))
+    check_fx_matches_eager(request.getfixturevalue(case.fixture), *inputs, case.input())
 
 
 def _check_features(case: ContractCase, request) -> None:
     assert on_meta(case.factory).default_input_size == case.default_input_size
     if case.feature_shape is not None:
         with torch.no_grad():
-            features = request.getfixturevalue("model").forward_features(case.input())
+            features = request.getfixturevalue(case.fixture).forward_features(case.input())
         assert tuple(features.shape) == tuple(case.feature_shape)
 
 
 def _check_fixed_input_size(case: ContractCase, request) -> None:
-    check_fixed_input_size(request.getfixturevalue("model"), case.size, case.fixed_size_other)
+    check_fixed_input_size(request.getfixturevalue(case.fixture), case.size, case.fixed_size_other)
 
 
 def _check_deterministic_init(case: ContractCase, request) -> None:
@@ -442,7 +458,7 @@ def _check_deterministic_init(case: ContractCase, request) -> None:
 
 
 def _check_injection(case: ContractCase, request) -> None:
-    model, x = request.getfixturevalue("model"), case.input()[:1]
+    model, x = request.getfixturevalue(case.fixture), case.input()[:1]
     for block, sites in case.inject_sites:
         check_injection(model, block, x, expected_sites=sites)
     for block in case.token_blocks:
@@ -451,11 +467,11 @@ def _check_injection(case: ContractCase, request) -> None:
 
 _CONTRACT_CHECKS: Dict[str, Tuple[Callable[[ContractCase, Any], None], Callable[[ContractCase], bool]]] = {
     "registered": (_check_registered, lambda case: case.created_as is not None),
-    "param_count": (_check_param_count, lambda case: case.params is not None),
+    "param_count": (_check_param_count, lambda case: case.params is not None or case.reference_params is not None),
     "timm_keys": (_check_timm_keys, lambda case: case.timm_name is not None),
     "forward_backward": (_check_forward_backward, lambda case: True),
     "head_variants": (_check_head_variants, lambda case: True),
-    "features": (_check_features, lambda case: True),
+    "features": (_check_features, lambda case: not case.heads_with_weights),  # else in head_variants
     "fixed_input_size": (_check_fixed_input_size, lambda case: case.fixed_size_other is not None),
     "fx_matches_eager": (_check_fx, lambda case: True),
     "deterministic_init": (_check_deterministic_init, lambda case: case.init_factory is not None),
@@ -468,6 +484,8 @@ def contract_tests(case: ContractCase) -> Callable:
     ``test_*`` name in the test file (``test_contract = contract_tests(CASE)``)."""
     unknown = set(case.skip) - set(_CONTRACT_CHECKS)
     assert not unknown, f"skip names no contract check: {sorted(unknown)}"
+    assert not case.heads_with_weights or case.feature_shape is not None, "heads_with_weights needs feature_shape"
+    assert not (case.train_on_fixture and case.train_kwargs), "train_kwargs need a fresh build"
     names = [name for name, (_, applies) in _CONTRACT_CHECKS.items() if applies(case) and name not in case.skip]
 
     @pytest.mark.parametrize("check", names)

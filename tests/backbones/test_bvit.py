@@ -3,45 +3,27 @@ import pytest
 import torch
 
 from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads, check_injection,
-    check_registered, check_timm_outputs_match, check_token_site_error, count_params, random_batch, timm_param_count,
+    ContractCase, check_timm_outputs_match, contract_tests, count_params, model_fixture, on_meta,
 )
 from plugattn.backbones.bvit import BroadAttention, BViT, bvit_small
 
 DEIT_S_PARAMS = 22_050_664  # timm vit_small_patch16_224 == deit_small_patch16_224; broad attention adds 0
 SIZE = 64
 
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return bvit_small(num_classes=10)
-
-
-def test_param_count_is_deit_s_plus_nothing():
-    with torch.device("meta"):
-        ours = bvit_small()
-    assert count_params(ours) == DEIT_S_PARAMS == timm_param_count("deit_small_patch16_224")
-    assert count_params(ours.broad_attention) == 0
-    check_registered("bvit_small", "vit", model_class=BViT, params=DEIT_S_PARAMS)
+CASE = ContractCase(
+    bvit_small, "bvit_small", "vit", num_features=384, created_as="bvit_small", model_class=BViT,
+    train_on_fixture=True,
+    params=DEIT_S_PARAMS, timm_name="deit_small_patch16_224", reference_params=DEIT_S_PARAMS,
+    size=SIZE, heads_with_weights=True, feature_shape=(2, 17, 384),  # 64 / 16 = 4 x 4 patches + the class token
+    fx_sizes=(224,), init_factory=bvit_small, init_kwargs=dict(num_classes=10),
+    inject_sites=(("PatchEmbed", 1),), token_blocks=("BViTBlock",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
-def test_forward_backward(model):
-    check_forward_backward(model, random_batch(SIZE), 10)
-
-
-def test_heads_features_and_default_size():
-    # 64 / 16 = 4 x 4 patches + the class token
-    check_heads(bvit_small, 384, (17, 384), size=SIZE, default_input_size=224)
-
-
-def test_fx_trace_equals_eager_at_small_and_default_size(model):
-    check_fx_matches_eager(model, random_batch(SIZE, batch=1))
-    check_fx_matches_eager(model, random_batch(224, batch=1))
-
-
-def test_init_is_deterministic():
-    check_deterministic_init(bvit_small, num_classes=10)
+def test_broad_attention_adds_no_parameters():
+    assert count_params(on_meta(bvit_small).broad_attention) == 0
 
 
 def test_without_broad_attention_it_is_timm_deit_s():
@@ -78,14 +60,6 @@ def test_broad_term_is_added_with_its_weight(model):
     assert model.broad_weight == 0.4
     assert seen["term"].abs().max() > 0
     torch.testing.assert_close(seen["broad"] - seen["plain"], 0.4 * seen["term"], rtol=1e-4, atol=1e-5)
-
-
-def test_inject_eca_after_patch_embed(model):
-    check_injection(model, "PatchEmbed", random_batch(SIZE, batch=1), expected_sites=1)
-
-
-def test_inject_into_token_blocks_is_refused(model):
-    check_token_site_error(model, "BViTBlock", random_batch(SIZE, batch=1))
 
 
 def test_bad_arguments():

@@ -5,8 +5,8 @@ import torch
 import torchvision
 
 from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_random_reference_loads, check_reference_layout, on_meta, x64,
+    ContractCase, check_head_variants, check_random_reference_loads, check_reference_layout, contract_tests,
+    model_fixture, on_meta, x64,
 )
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.convnext import (
@@ -28,10 +28,14 @@ def tiny_config(**kwargs):
     return ConvNeXt(depths=(1, 1, 2, 1), dims=(16, 32, 48, 64), **kwargs)
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return convnext_tiny(num_classes=10)
+CASE = ContractCase(
+    convnext_tiny, "convnext_tiny", "cnn", num_features=768, map_features=True, feature_hw=(2, 2),
+    train_on_fixture=True,
+    feature_shape=(2, 768, 2, 2), init_factory=tiny_config, init_kwargs=dict(num_classes=3),
+    inject_sites=(("ConvNeXtBlock", 18),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
@@ -60,28 +64,8 @@ def test_layer_norm_2d_normalises_channels_per_pixel():
     torch.testing.assert_close(y.var(1, unbiased=False), torch.ones(2, 3, 4), atol=1e-4, rtol=0)
 
 
-def test_forward_backward(model, x64):
-    check_forward_backward(model, x64, 10)
-
-
-def test_forward_features_shape(model, x64):
-    model.eval()
-    with torch.no_grad():
-        assert model.forward_features(x64).shape == (2, 768, 2, 2)
-    assert model.default_input_size == 224
-
-
-@pytest.mark.parametrize("name,features", [("convnext_tiny", 768), ("convnext_base", 1024)])
-def test_num_classes_and_in_chans(name, features):
-    check_head_variants(FACTORIES[name], torch.zeros(2, 3, 64, 64), features, feature_hw=(2, 2))
-
-
-def test_fx_trace_equals_eager(model, x64):
-    check_fx_matches_eager(model, x64)
-
-
-def test_deterministic_init():
-    check_deterministic_init(tiny_config, num_classes=3)
+def test_num_classes_and_in_chans_base():
+    check_head_variants(convnext_base, torch.zeros(2, 3, 64, 64), 1024, feature_hw=(2, 2))
 
 
 def test_init_truncated_normal_std_002():
@@ -106,10 +90,6 @@ def test_mismatched_weights_raise():
     with pytest.raises(ValueError, match=r"mis-shaped keys: features\.0\.0\.weight"):
         theirs = on_meta(torchvision.models.convnext_base).state_dict()
         load_external_weights(on_meta(convnext_tiny), theirs, "torchvision")
-
-
-def test_inject_eca_after_block(model, x64):
-    check_injection(model, "ConvNeXtBlock", x64[:1], expected_sites=18)
 
 
 def test_registry():

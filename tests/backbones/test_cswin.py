@@ -2,48 +2,31 @@
 import pytest
 import torch
 
-from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads, check_injection,
-    check_param_count, check_registered, check_token_site_error, random_batch,
-)
+from .backbone_checks import ContractCase, contract_tests, model_fixture
 from plugattn.backbones.cswin import CSWinBlock, CSWinTransformer, LePEAttention, cswin_tiny
 
 # the official CSWin_64_12211_tiny_224 layer shapes give 22,320,552 parameters (paper Table 1: "23M")
 OFFICIAL_PARAMS = 22_320_552
 SIZE = 112  # smallest input whose stage-3 map (7x7) tiles into width-7 stripes
 
+CASE = ContractCase(
+    cswin_tiny, "cswin_tiny", "vit", num_features=512, created_as="cswin_tiny", model_class=CSWinTransformer,
+    train_on_fixture=True,
+    reference_params=OFFICIAL_PARAMS, size=SIZE, heads_with_weights=True,
+    feature_shape=(2, 16, 512),  # 112 -> 28 -> 14 -> 7 -> 4 (3x3 stride-2 convs, padding 1): 16 tokens of 8C
+    init_factory=cswin_tiny, init_kwargs=dict(num_classes=10),
+    inject_sites=(("CSWinStage", 4), ("MergeBlock", 3)), token_blocks=("CSWinBlock",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return cswin_tiny(num_classes=10)
 
-
-def test_param_count_matches_the_official_config():
-    check_param_count(cswin_tiny(), OFFICIAL_PARAMS)
-    check_registered("cswin_tiny", "vit", model_class=CSWinTransformer, params=OFFICIAL_PARAMS)
+def test_block_param_count():
     # one block of width C: LN 2C, qkv 3C^2 + 3C, two LePE dwconvs 2 * (C/2 * 9 + C/2), proj C^2 + C,
     # LN 2C, MLP 8C^2 + 5C
     c = 256
     block = CSWinBlock(c, num_heads=8, stripe_width=7)
     assert sum(p.numel() for p in block.parameters()) == 2 * c + 3 * c * c + 3 * c + 10 * c + c * c + c + 2 * c + 8 * c * c + 5 * c
-
-
-def test_forward_backward(model):
-    check_forward_backward(model, random_batch(SIZE), 10)
-
-
-def test_heads_features_and_default_size():
-    # 112 -> 28 -> 14 -> 7 -> 4 (3x3 stride-2 convs, padding 1): 16 tokens of width 8C = 512
-    check_heads(cswin_tiny, 512, (16, 512), size=SIZE, default_input_size=224)
-
-
-def test_fx_trace_equals_eager(model):
-    check_fx_matches_eager(model, random_batch(SIZE, batch=1))
-
-
-def test_init_is_deterministic():
-    check_deterministic_init(cswin_tiny, num_classes=10)
 
 
 def test_stripe_attention_matches_a_direct_statement():
@@ -65,15 +48,6 @@ def test_stripe_attention_matches_a_direct_statement():
 def test_size_that_does_not_tile_into_stripes_is_refused(model):
     with pytest.raises(ValueError, match="not divisible by stripes of width 7"):
         model.eval()(torch.randn(1, 3, 64, 64))
-
-
-def test_inject_eca_after_every_stage_and_merge(model):
-    check_injection(model, "CSWinStage", random_batch(SIZE, batch=1), expected_sites=4)
-    check_injection(model, "MergeBlock", random_batch(SIZE, batch=1), expected_sites=3)
-
-
-def test_inject_into_block_tokens_is_refused(model):
-    check_token_site_error(model, "CSWinBlock", random_batch(SIZE, batch=1))
 
 
 def test_bad_arguments():

@@ -4,8 +4,8 @@ import torch
 import torchvision
 
 from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_random_reference_loads, check_reference_layout, materialize_random, on_meta, randomize_, x64,
+    ContractCase, check_injection, check_random_reference_loads, check_reference_layout, contract_tests,
+    materialize_random, model_fixture, on_meta, randomize_, x64,
 )
 from plugattn.backbones import create_backbone, load_external_weights
 from plugattn.backbones.densenet import DenseBlock, DenseLayer, DenseNet, densenet121, densenet169, densenet201
@@ -16,10 +16,14 @@ REFERENCE_PARAMS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densen
 FACTORIES = {"densenet121": densenet121, "densenet169": densenet169, "densenet201": densenet201}
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return densenet121(num_classes=10)
+CASE = ContractCase(
+    densenet121, "densenet121", "cnn", num_features=1024, map_features=True, feature_hw=(2, 2),
+    train_on_fixture=True,
+    init_factory=DenseNet, init_kwargs=dict(growth_rate=8, block_config=(2, 2), num_init_features=16, num_classes=3),
+    inject_sites=(("DenseBlock", 4),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
@@ -46,22 +50,6 @@ def test_dense_connectivity_against_direct_statement():
         x1 = block.denselayer1(x0)
         x2 = block.denselayer2(torch.cat([x0, x1], 1))
         torch.testing.assert_close(block(x0), torch.cat([x0, x1, x2], 1))
-
-
-def test_forward_backward(model, x64):
-    check_forward_backward(model, x64, 10)
-
-
-def test_num_classes_and_in_chans():
-    check_head_variants(densenet121, torch.zeros(2, 3, 64, 64), 1024, feature_hw=(2, 2))
-
-
-def test_fx_trace_equals_eager(model, x64):
-    check_fx_matches_eager(model, x64)
-
-
-def test_deterministic_init():
-    check_deterministic_init(DenseNet, growth_rate=8, block_config=(2, 2), num_init_features=16, num_classes=3)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
@@ -96,10 +84,6 @@ def test_mismatched_weights_raise():
 def test_inject_eca_after_dense_layer():
     small = DenseNet(growth_rate=8, block_config=(2, 3), num_init_features=16, num_classes=3)
     check_injection(small, "DenseLayer", torch.randn(1, 3, 32, 32), expected_sites=5)
-
-
-def test_inject_eca_after_dense_block(model, x64):
-    check_injection(model, "DenseBlock", x64[:1], expected_sites=4)
 
 
 def test_registry():

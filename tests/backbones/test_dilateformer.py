@@ -2,10 +2,7 @@
 import pytest
 import torch
 
-from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads, check_injection,
-    check_param_count, check_registered, check_token_site_error, count_params, random_batch,
-)
+from .backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
 from plugattn.backbones.dilateformer import (
     DilateAttention,
     DilateFormer,
@@ -17,11 +14,16 @@ from plugattn.backbones.dilateformer import (
 OFFICIAL_PARAMS = 17_238_744
 SIZE = 64
 
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return dilateformer_tiny(num_classes=10)
+CASE = ContractCase(
+    dilateformer_tiny, "dilateformer_tiny", "vit", num_features=576, created_as="dilateformer_tiny",
+    train_on_fixture=True,
+    model_class=DilateFormer, reference_params=OFFICIAL_PARAMS, size=SIZE, heads_with_weights=True,
+    feature_shape=(2, 4, 576),  # 64 -> 16 -> 8 -> 4 -> 2: 4 tokens of width 8C = 576
+    fx_sizes=(224,), init_factory=dilateformer_tiny, init_kwargs=dict(num_classes=10),
+    inject_sites=(("DilateBlock", 4), ("PatchMerging", 3)), token_blocks=("MultiDilateLocalAttention",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def block_params(c: int) -> int:
@@ -30,33 +32,11 @@ def block_params(c: int) -> int:
 
 
 def test_param_count_matches_the_official_config():
-    with torch.device("meta"):
-        reference = dilateformer_tiny()
     stem = 3 * 16 * 9 + 2 * 16 + 16 * 32 * 9 + 2 * 32 + 32 * 64 * 9 + 2 * 64 + 64 * 72 * 9
     blocks = sum(depth * block_params(72 * 2 ** i) for i, depth in enumerate((2, 2, 6, 2)))
     merges = sum(9 * c * 2 * c + 2 * c + 4 * c for c in (72, 144, 288))
     head = 2 * 576 + 576 * 1000 + 1000
-    assert count_params(reference) == stem + blocks + merges + head == OFFICIAL_PARAMS
-    check_param_count(reference, OFFICIAL_PARAMS)
-    check_registered("dilateformer_tiny", "vit", model_class=DilateFormer, params=OFFICIAL_PARAMS)
-
-
-def test_forward_backward(model):
-    check_forward_backward(model, random_batch(SIZE), 10)
-
-
-def test_heads_features_and_default_size():
-    # 64 -> 16 -> 8 -> 4 -> 2: 4 tokens of width 8C = 576
-    check_heads(dilateformer_tiny, 576, (4, 576), size=SIZE, default_input_size=224)
-
-
-def test_fx_trace_equals_eager_at_small_and_default_size(model):
-    check_fx_matches_eager(model, random_batch(SIZE, batch=1))
-    check_fx_matches_eager(model, random_batch(224, batch=1))
-
-
-def test_init_is_deterministic():
-    check_deterministic_init(dilateformer_tiny, num_classes=10)
+    assert count_params(on_meta(dilateformer_tiny)) == stem + blocks + merges + head == OFFICIAL_PARAMS
 
 
 def test_sliding_window_dilated_attention_matches_eq_1():
@@ -94,15 +74,6 @@ def test_msda_groups_use_their_own_dilation():
     torch.testing.assert_close(near, near_moved)
     far = msda.dilate_attention[1](*group(qkv, 1))[0, centre]
     assert not torch.allclose(far, msda.dilate_attention[1](*group(qkv_moved, 1))[0, centre])
-
-
-def test_inject_eca_after_dilated_blocks_and_merges(model):
-    check_injection(model, "DilateBlock", random_batch(SIZE, batch=1), expected_sites=4)
-    check_injection(model, "PatchMerging", random_batch(SIZE, batch=1), expected_sites=3)
-
-
-def test_inject_into_attention_tokens_is_refused(model):
-    check_token_site_error(model, "MultiDilateLocalAttention", random_batch(SIZE, batch=1))
 
 
 def test_bad_arguments():

@@ -3,10 +3,7 @@ import pytest
 import timm
 import torch
 
-from .backbone_checks import (
-    check_bad_load_raises, check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads,
-    check_injection, check_param_count, check_registered, check_token_site_error, random_batch,
-)
+from .backbone_checks import ContractCase, check_bad_load_raises, contract_tests, model_fixture
 from plugattn.backbones import load_external_weights
 from plugattn.backbones.efficientformer import EfficientFormer, efficientformer_l1, relative_offset_bias
 from plugattn.testing import relative_error
@@ -14,33 +11,18 @@ from plugattn.testing import relative_error
 # timm.create_model("efficientformer_l1", pretrained=False): 12,289,928 parameters (measured)
 TIMM_PARAMS = 12_289_928
 
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return efficientformer_l1(num_classes=10)
-
-
-def test_param_count_matches_timm():
-    check_param_count(efficientformer_l1(), TIMM_PARAMS)
-    check_registered("efficientformer_l1", "vit", model_class=EfficientFormer, params=TIMM_PARAMS)
-
-
-def test_forward_backward(model):
-    check_forward_backward(model, random_batch(64), 10)
-
-
-def test_heads_features_and_default_size():
-    # 64 x 64 -> a 2 x 2 grid of 448-wide tokens after the final LayerNorm
-    check_heads(efficientformer_l1, 448, (4, 448), size=64, default_input_size=224)
-
-
-def test_fx_trace_equals_eager_at_a_non_default_size(model):
-    check_fx_matches_eager(model, random_batch(96, batch=1))
-
-
-def test_init_is_deterministic():
-    check_deterministic_init(efficientformer_l1, num_classes=10)
+CASE = ContractCase(
+    efficientformer_l1, "efficientformer_l1", "vit", num_features=448, created_as="efficientformer_l1",
+    train_on_fixture=True,
+    model_class=EfficientFormer, reference_params=TIMM_PARAMS, heads_with_weights=True,
+    feature_shape=(2, 4, 448),  # 64 x 64 -> a 2 x 2 grid of 448-wide tokens after the final LayerNorm
+    fx_sizes=(96,),  # a non-default size
+    init_factory=efficientformer_l1, init_kwargs=dict(num_classes=10),
+    # L1 depths (3, 2, 6, 4) with one Meta3D block: 3 + 2 + 6 + 3 = 14 Meta4D blocks
+    inject_sites=(("Meta4D", 14),), token_blocks=("Meta3D",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_attention_bias_reads_the_offset_table():
@@ -53,15 +35,6 @@ def test_attention_bias_reads_the_offset_table():
     # a smaller grid reads the same entries; a larger one is resized and keeps its shape
     assert torch.equal(relative_offset_bias(table, 7, 2, 3)[:, 0, 5], table[:, 1 * 7 + 2])
     assert relative_offset_bias(table, 7, 9, 9).shape == (2, 81, 81)
-
-
-def test_inject_eca_after_every_meta4d_block(model):
-    # L1 depths (3, 2, 6, 4) with one Meta3D block: 3 + 2 + 6 + 3 = 14 Meta4D blocks
-    check_injection(model, "Meta4D", random_batch(64, batch=1), expected_sites=14)
-
-
-def test_inject_into_meta3d_tokens_is_refused(model):
-    check_token_site_error(model, "Meta3D", random_batch(64, batch=1))
 
 
 def test_timm_weights_give_timm_outputs():

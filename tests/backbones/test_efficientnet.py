@@ -6,12 +6,12 @@ import torch
 import torchvision
 
 from .backbone_checks import (
-    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
-    check_mobile_bad_arguments, check_param_count, random_batch,
+    ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, check_param_count,
+    contract_tests, model_fixture, on_meta, random_batch,
 )
 from plugattn.attention.se import SELayer
 from plugattn.backbones import BACKBONES, create_backbone
-from plugattn.backbones.efficientnet import MBConv, efficientnet_b0
+from plugattn.backbones.efficientnet import EfficientNet, MBConv, efficientnet_b0
 
 # parameters of torchvision.models.efficientnet_bX(weights=None), measured
 TORCHVISION_PARAMS = {
@@ -25,10 +25,20 @@ SCALING = {"efficientnet_b0": (1.0, 1.0), "efficientnet_b1": (1.0, 1.1), "effici
 B0_LAYERS = [1, 2, 2, 3, 3, 4, 1]  # Table 1
 NAMES = sorted(TORCHVISION_PARAMS)
 
+# B0's count is checked with the others below
+CASE = ContractCase(
+    efficientnet_b0, "efficientnet_b0", "cnn", num_features=1280, created_as="efficientnet_b0",
+    train_on_fixture=True,
+    model_class=EfficientNet, heads_with_weights=True, feature_shape=(2, 1280, 2, 2),
+    init_factory=efficientnet_b0, init_kwargs=dict(num_classes=10), inject_sites=(("MBConv", sum(B0_LAYERS)),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
+
 
 @pytest.mark.parametrize("name", NAMES)
 def test_param_count_matches_torchvision(name):
-    check_param_count(create_backbone(name), TORCHVISION_PARAMS[name])
+    check_param_count(on_meta(create_backbone, name=name), TORCHVISION_PARAMS[name])
     assert BACKBONES.get(name).info["params"] == TORCHVISION_PARAMS[name]
 
 
@@ -36,16 +46,8 @@ def test_param_count_matches_torchvision(name):
 def test_depth_follows_compound_scaling(name):
     # Eq. 3: every stage's layer count is ceil(d * layers_B0)
     _, depth = SCALING[name]
-    stages = create_backbone(name).features[1:-1]
+    stages = on_meta(create_backbone, name=name).features[1:-1]
     assert [len(stage) for stage in stages] == [math.ceil(depth * n) for n in B0_LAYERS]
-
-
-def test_backbone_contract():
-    check_backbone_contract(efficientnet_b0, pooled_width=1280, feature_width=1280)
-
-
-def test_forward_backward():
-    check_forward_backward(efficientnet_b0(num_classes=10), random_batch(64), 10)
 
 
 def test_fx_trace_in_train_mode_keeps_stochastic_depth():
@@ -56,10 +58,6 @@ def test_fx_trace_in_train_mode_keeps_stochastic_depth():
     expected = model(x)
     torch.manual_seed(1)
     assert torch.allclose(traced(x), expected, rtol=1e-5, atol=1e-6)
-
-
-def test_inject_eca_after_every_mbconv():
-    check_injection(efficientnet_b0(num_classes=10), "MBConv", random_batch(64, batch=1), expected_sites=sum(B0_LAYERS))
 
 
 @pytest.mark.parametrize("name", NAMES)

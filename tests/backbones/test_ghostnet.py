@@ -6,48 +6,42 @@ import timm
 import torch
 
 from .backbone_checks import (
-    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
-    check_mobile_bad_arguments, check_param_count, random_batch,
+    ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, contract_tests,
+    model_fixture, random_batch,
 )
 from plugattn.attention.se import SELayer
-from plugattn.backbones import BACKBONES, create_backbone
-from plugattn.backbones.ghostnet import GhostBottleneck, GhostModule, ghostnet_100
+from plugattn.backbones.ghostnet import GhostBottleneck, GhostModule, GhostNet, ghostnet_100
 
 # timm.create_model("ghostnet_100"): 5,182,508 parameters (measured)
 TIMM_PARAMS = 5_182_508
 
+CASE = ContractCase(
+    ghostnet_100, "ghostnet_100", "cnn", created_as="ghostnet_100", model_class=GhostNet,
+    train_on_fixture=True,
+    reference_params=TIMM_PARAMS, heads_with_weights=True,
+    # num_classes=0 keeps conv_head + ReLU: 1280-d pre-logits; the feature map has 960 channels
+    num_features=1280, feature_shape=(2, 960, 2, 2),
+    init_factory=ghostnet_100, init_kwargs=dict(num_classes=10),
+    inject_sites=(("GhostBottleneck", 16),),  # Table 1
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
+
 
 @pytest.fixture(scope="module")
-def model():
+def imagenet_model():
     torch.manual_seed(0)
     return ghostnet_100()
 
 
-def test_param_count_matches_timm(model):
-    check_param_count(model, TIMM_PARAMS)
-    assert BACKBONES.get("ghostnet_100").info["params"] == TIMM_PARAMS
-
-
-def test_forward_backward():
-    check_forward_backward(create_backbone("ghostnet_100", num_classes=10), random_batch(64), 10)
-
-
-def test_backbone_contract():
-    # num_classes=0 keeps conv_head + ReLU: 1280-d pre-logits; the feature map has 960 channels
-    check_backbone_contract(ghostnet_100, pooled_width=1280, feature_width=960)
-
-
-def test_inject_eca_after_every_ghost_bottleneck():
-    check_injection(ghostnet_100(num_classes=10), "GhostBottleneck", random_batch(64, batch=1), expected_sites=16)  # Table 1
-
-
-def test_timm_weights_give_timm_outputs(model):
+def test_timm_weights_give_timm_outputs(imagenet_model):
     torch.manual_seed(0)
-    check_load_matches(model, timm.create_model("ghostnet_100", pretrained=False), "timm", random_batch(64, batch=1))
+    reference = timm.create_model("ghostnet_100", pretrained=False)
+    check_load_matches(imagenet_model, reference, "timm", random_batch(64, batch=1))
 
 
-def test_mismatched_weights_are_refused(model):
-    check_bad_load_raises(model, timm.create_model("ghostnet_100", pretrained=False).state_dict(), "timm")
+def test_mismatched_weights_are_refused(imagenet_model):
+    check_bad_load_raises(imagenet_model, timm.create_model("ghostnet_100", pretrained=False).state_dict(), "timm")
 
 
 def test_bad_arguments():

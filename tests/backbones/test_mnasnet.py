@@ -5,12 +5,11 @@ import torch
 import torchvision
 
 from .backbone_checks import (
-    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
-    check_mobile_bad_arguments, check_param_count, count_params, random_batch,
+    ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, contract_tests,
+    count_params, model_fixture, on_meta, random_batch,
 )
 from plugattn.attention.se import SELayer
-from plugattn.backbones import BACKBONES, create_backbone
-from plugattn.backbones.mnasnet import mnasnet_a1, mnasnet_b1
+from plugattn.backbones.mnasnet import MnasNet, mnasnet_a1, mnasnet_b1
 
 # (factory, timm name, parameters of the timm model (measured), #blocks, #SE blocks)
 VARIANTS = {
@@ -20,31 +19,23 @@ VARIANTS = {
 NAMES = sorted(VARIANTS)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_param_count_matches_timm(name):
-    factory, _, reference, *_ = VARIANTS[name]
-    check_param_count(factory(), reference)
-    assert BACKBONES.get(name).info["params"] == reference
+def contract_case(name: str) -> ContractCase:
+    factory, _, reference, blocks, _ = VARIANTS[name]
+    return ContractCase(
+        factory, name, "cnn", num_features=1280, created_as=name, model_class=MnasNet, reference_params=reference,
+        train_on_fixture=True,
+        heads_with_weights=True, feature_shape=(2, 1280, 2, 2), init_factory=factory,
+        init_kwargs=dict(num_classes=10), inject_sites=(("MBConv", blocks),), fixture=f"{name}_model",
+    )
+
+
+B1, A1 = contract_case("mnasnet_b1"), contract_case("mnasnet_a1")
+b1_model, a1_model = model_fixture(B1), model_fixture(A1)
+test_b1_contract, test_a1_contract = contract_tests(B1), contract_tests(A1)
 
 
 def test_b1_param_count_equals_torchvision_mnasnet1_0():
-    assert count_params(mnasnet_b1()) == count_params(torchvision.models.mnasnet1_0(weights=None))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_forward_backward(name):
-    check_forward_backward(create_backbone(name, num_classes=10), random_batch(64), 10)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_backbone_contract(name):
-    check_backbone_contract(VARIANTS[name][0], pooled_width=1280, feature_width=1280)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_inject_eca_after_every_block(name):
-    *_, blocks, _ = VARIANTS[name]
-    check_injection(create_backbone(name, num_classes=10), "MBConv", random_batch(64, batch=1), expected_sites=blocks)
+    assert count_params(on_meta(mnasnet_b1)) == count_params(on_meta(torchvision.models.mnasnet1_0, weights=None))
 
 
 @pytest.mark.parametrize("name", NAMES)

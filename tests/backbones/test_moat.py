@@ -2,20 +2,22 @@
 import pytest
 import torch
 
-from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads, check_injection,
-    check_param_count, check_registered, check_token_site_error, count_params, random_batch,
-)
+from .backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
 from plugattn.backbones.moat import MOAT, MBConvBlock, MOATAttention, MOATBlock, moat_0, relative_position_bias
 
 PAPER_PARAMS = 27_800_000  # Table 1: MOAT-0 27.8M
 SIZE = 64  # smallest size with every stage map >= 2x2 (global attention, tables resized)
 
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return moat_0(num_classes=10)
+CASE = ContractCase(
+    moat_0, "moat_0", "vit", num_features=768, created_as="moat_0", model_class=MOAT,
+    train_on_fixture=True,
+    reference_params=PAPER_PARAMS, size=SIZE, heads_with_weights=True, feature_shape=(2, 768, 2, 2),
+    # FX at 64: position tables resized to the 4x4 / 2x2 maps; at 224: tables used as built (14x14 / 7x7 maps)
+    fx_sizes=(224,), init_factory=moat_0, init_kwargs=dict(num_classes=10),
+    inject_sites=(("MOATBlock", 9),), token_blocks=("MOATAttention",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def mbconv_params(c_in: int, c_out: int, se: bool) -> int:
@@ -33,36 +35,14 @@ def moat_block_params(c_in: int, c_out: int, position_size: int) -> int:
     return mbconv_params(c_in, c_out, se=False) + 2 * c_out + 4 * (c_out * c_out + c_out) + heads * (2 * position_size - 1) ** 2
 
 
-def test_param_count_matches_table_1():
-    with torch.device("meta"):
-        reference = moat_0()
-    measured = count_params(reference)
+def test_param_count_is_the_table_1_config():
     stem = (3 * 9 * 64 + 64) + 2 * 64 + (64 * 9 * 64 + 64)
     stage1 = mbconv_params(64, 96, True) + mbconv_params(96, 96, True)
     stage2 = mbconv_params(96, 192, True) + 2 * mbconv_params(192, 192, True)
     stage3 = moat_block_params(192, 384, 14) + 6 * moat_block_params(384, 384, 14)
     stage4 = moat_block_params(384, 768, 7) + moat_block_params(768, 768, 7)
     head = 2 * 768 + 768 * 1000 + 1000
-    assert measured == stem + stage1 + stage2 + stage3 + stage4 + head == 27_846_892
-    check_param_count(reference, PAPER_PARAMS)
-    check_registered("moat_0", "vit", model_class=MOAT, params=PAPER_PARAMS)
-
-
-def test_forward_backward(model):
-    check_forward_backward(model, random_batch(SIZE), 10)
-
-
-def test_heads_features_and_default_size():
-    check_heads(moat_0, 768, (768, 2, 2), size=SIZE, default_input_size=224)
-
-
-def test_fx_trace_equals_eager_at_small_and_default_size(model):
-    check_fx_matches_eager(model, random_batch(SIZE, batch=1))  # position tables resized to the 4x4 / 2x2 maps
-    check_fx_matches_eager(model, random_batch(224, batch=1))  # tables used as built (14x14 / 7x7 maps)
-
-
-def test_init_is_deterministic():
-    check_deterministic_init(moat_0, num_classes=10)
+    assert count_params(on_meta(moat_0)) == stem + stage1 + stage2 + stage3 + stage4 + head == 27_846_892
 
 
 def test_relative_position_bias_matches_a_direct_statement():
@@ -119,14 +99,6 @@ def test_mbconv_downsamples_with_pooled_shortcut():
     block = MBConvBlock(8, 16, stride=2)
     assert [type(m).__name__ for m in block.shortcut] == ["AvgPool2d", "Conv2d"]
     assert block(torch.randn(1, 8, 7, 7)).shape == (1, 16, 4, 4)  # odd maps: TF "same" rounding up
-
-
-def test_inject_eca_after_every_moat_block(model):
-    check_injection(model, "MOATBlock", random_batch(SIZE, batch=1), expected_sites=9)
-
-
-def test_inject_into_attention_tokens_is_refused(model):
-    check_token_site_error(model, "MOATAttention", random_batch(SIZE, batch=1))
 
 
 def test_bad_arguments():

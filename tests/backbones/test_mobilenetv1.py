@@ -4,14 +4,23 @@ import timm
 import torch
 
 from .backbone_checks import (
-    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
-    check_mobile_bad_arguments, check_param_count, count_params, random_batch,
+    ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, contract_tests,
+    count_params, model_fixture, on_meta, random_batch,
 )
-from plugattn.backbones import BACKBONES, create_backbone
-from plugattn.backbones.mobilenetv1 import DepthwiseSeparableConv, mobilenetv1_100
+from plugattn.backbones import create_backbone
+from plugattn.backbones.mobilenetv1 import DepthwiseSeparableConv, MobileNetV1, mobilenetv1_100
 
 # timm.create_model("mobilenetv1_100"): 4,231,976 parameters (measured); paper Table 8: 4.2M
 TIMM_PARAMS = 4_231_976
+
+CASE = ContractCase(
+    mobilenetv1_100, "mobilenetv1_100", "cnn", num_features=1024, created_as="mobilenetv1_100",
+    train_on_fixture=True,
+    model_class=MobileNetV1, reference_params=TIMM_PARAMS, heads_with_weights=True, feature_shape=(2, 1024, 2, 2),
+    init_factory=mobilenetv1_100, init_kwargs=dict(num_classes=10), inject_sites=(("DepthwiseSeparableConv", 13),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def table_1_param_count(num_classes: int = 1000) -> int:
@@ -24,28 +33,14 @@ def table_1_param_count(num_classes: int = 1000) -> int:
     return total + 1024 * num_classes + num_classes  # FC
 
 
-def test_param_count_matches_timm_and_table_1():
-    model = mobilenetv1_100()
-    check_param_count(model, TIMM_PARAMS)
-    assert count_params(model) == table_1_param_count()
-    assert round(count_params(model) / 1e6, 1) == 4.2
-    assert BACKBONES.get("mobilenetv1_100").info["params"] == TIMM_PARAMS
+def test_param_count_matches_table_1():
+    count = count_params(on_meta(mobilenetv1_100))
+    assert count == table_1_param_count()
+    assert round(count / 1e6, 1) == 4.2
 
 
 def test_registry_alias():
     assert type(create_backbone("mobilenet_v1")).__name__ == "MobileNetV1"
-
-
-def test_backbone_contract():
-    check_backbone_contract(mobilenetv1_100, pooled_width=1024, feature_width=1024)
-
-
-def test_forward_backward():
-    check_forward_backward(mobilenetv1_100(num_classes=10), random_batch(64), 10)
-
-
-def test_inject_eca_after_every_separable_conv():
-    check_injection(mobilenetv1_100(num_classes=10), "DepthwiseSeparableConv", random_batch(64, batch=1), expected_sites=13)
 
 
 def test_timm_weights_give_timm_outputs():

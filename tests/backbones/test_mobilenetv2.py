@@ -4,37 +4,23 @@ import torch
 import torchvision
 
 from .backbone_checks import (
-    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
-    check_mobile_bad_arguments, check_param_count, random_batch,
+    ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, contract_tests,
+    model_fixture, random_batch,
 )
-from plugattn.backbones import BACKBONES, create_backbone, list_backbones
 from plugattn.backbones.mobilenetv2 import InvertedResidual, MobileNetV2, mobilenet_v2
 
 # torchvision.models.mobilenet_v2(weights=None): 3,504,872 parameters (measured)
 TORCHVISION_PARAMS = 3_504_872
 
-
-def test_param_count_matches_torchvision():
-    check_param_count(mobilenet_v2(), TORCHVISION_PARAMS)
-    assert BACKBONES.get("mobilenet_v2").info["params"] == TORCHVISION_PARAMS
-
-
-def test_registry_creates_it():
-    assert "mobilenet_v2" in list_backbones("cnn")
-    assert isinstance(create_backbone("mobilenet_v2", num_classes=5), MobileNetV2)
-
-
-def test_backbone_contract():
-    check_backbone_contract(mobilenet_v2, pooled_width=1280, feature_width=1280)
-
-
-def test_forward_backward():
-    check_forward_backward(mobilenet_v2(num_classes=10), random_batch(64), 10)
-
-
-def test_inject_eca_after_every_inverted_residual():
-    # Table 2: 1 + 2 + 3 + 4 + 3 + 3 + 1 = 17 bottlenecks
-    check_injection(mobilenet_v2(num_classes=10), "InvertedResidual", random_batch(64, batch=1), expected_sites=17)
+CASE = ContractCase(
+    mobilenet_v2, "mobilenet_v2", "cnn", num_features=1280, created_as="mobilenet_v2", model_class=MobileNetV2,
+    train_on_fixture=True,
+    reference_params=TORCHVISION_PARAMS, heads_with_weights=True, feature_shape=(2, 1280, 2, 2),
+    init_factory=mobilenet_v2, init_kwargs=dict(num_classes=10),
+    inject_sites=(("InvertedResidual", 17),),  # Table 2: 1 + 2 + 3 + 4 + 3 + 3 + 1 = 17 bottlenecks
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_torchvision_weights_give_torchvision_outputs():

@@ -4,14 +4,14 @@ import torch
 import torchvision
 
 from .backbone_checks import (
-    check_backbone_contract, check_bad_load_raises, check_forward_backward, check_injection, check_load_matches,
-    check_mobile_bad_arguments, check_param_count, random_batch,
+    ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, contract_tests,
+    model_fixture, random_batch,
 )
 from plugattn.attention.se import SELayer
-from plugattn.backbones import BACKBONES, create_backbone
-from plugattn.backbones.mobilenetv3 import InvertedResidual, mobilenet_v3_large, mobilenet_v3_small
+from plugattn.backbones.mobilenetv3 import InvertedResidual, MobileNetV3, mobilenet_v3_large, mobilenet_v3_small
 
-# (factory, torchvision reference, parameters measured on torchvision, last_channel, #bnecks, #SE bnecks)
+# (factory, torchvision reference, parameters measured on torchvision, last_channel, feature width, #bnecks,
+#  #SE bnecks)
 VARIANTS = {
     "mobilenet_v3_large": (mobilenet_v3_large, torchvision.models.mobilenet_v3_large, 5_483_032, 1280, 960, 15, 8),
     "mobilenet_v3_small": (mobilenet_v3_small, torchvision.models.mobilenet_v3_small, 2_542_856, 1024, 576, 11, 9),
@@ -19,29 +19,21 @@ VARIANTS = {
 NAMES = sorted(VARIANTS)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_param_count_matches_torchvision(name):
-    factory, _, reference, *_ = VARIANTS[name]
-    check_param_count(factory(), reference)
-    assert BACKBONES.get(name).info["params"] == reference
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_forward_backward(name):
-    check_forward_backward(create_backbone(name, num_classes=10), random_batch(64), 10)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_backbone_contract(name):
-    factory, _, _, last_channel, feature_width, *_ = VARIANTS[name]
+def contract_case(name: str) -> ContractCase:
+    factory, _, reference, last_channel, feature_width, blocks, _ = VARIANTS[name]
     # num_classes=0 keeps the hidden Linear + h-swish of the head: pre-logits of last_channel width
-    check_backbone_contract(factory, pooled_width=last_channel, feature_width=feature_width)
+    return ContractCase(
+        factory, name, "cnn", num_features=last_channel, created_as=name, model_class=MobileNetV3,
+        train_on_fixture=True,
+        reference_params=reference, heads_with_weights=True, feature_shape=(2, feature_width, 2, 2),
+        init_factory=factory, init_kwargs=dict(num_classes=10), inject_sites=(("InvertedResidual", blocks),),
+        fixture=f"{name}_model",
+    )
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_inject_eca_after_every_bneck(name):
-    *_, blocks, _ = VARIANTS[name]
-    check_injection(create_backbone(name, num_classes=10), "InvertedResidual", random_batch(64, batch=1), expected_sites=blocks)
+LARGE, SMALL = contract_case("mobilenet_v3_large"), contract_case("mobilenet_v3_small")
+large_model, small_model = model_fixture(LARGE), model_fixture(SMALL)
+test_large_contract, test_small_contract = contract_tests(LARGE), contract_tests(SMALL)
 
 
 @pytest.mark.parametrize("name", NAMES)

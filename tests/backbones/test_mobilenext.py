@@ -7,11 +7,9 @@ import pytest
 import torch
 
 from .backbone_checks import (
-    check_backbone_contract, check_forward_backward, check_injection, check_mobile_bad_arguments, count_params,
-    random_batch,
+    ContractCase, check_mobile_bad_arguments, contract_tests, count_params, model_fixture, on_meta,
 )
-from plugattn.backbones import BACKBONES, create_backbone
-from plugattn.backbones.mobilenext import SandGlass, mobilenext_100
+from plugattn.backbones.mobilenext import MobileNeXt, SandGlass, mobilenext_100
 
 PUBLISHED_PARAMS_M = 3.5  # authors' README table, MobileNeXt-1.00: 3.5M (rounded)
 # Table 3 rows: t, c, n, s
@@ -43,17 +41,22 @@ def table_3_param_count(num_classes: int = 1000) -> int:
     return total + 1280 * num_classes + num_classes
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return mobilenext_100()
+CASE = ContractCase(
+    mobilenext_100, "mobilenext_100", "cnn", num_features=1280, created_as="mobilenext", model_class=MobileNeXt,
+    train_on_fixture=True,
+    reference_params=3_500_000,  # the published PUBLISHED_PARAMS_M, as the registry records it
+    heads_with_weights=True, feature_shape=(2, 1280, 2, 2),
+    init_factory=mobilenext_100, init_kwargs=dict(num_classes=10),
+    inject_sites=(("SandGlass", sum(n for *_, n, _ in TABLE_3)),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
-def test_param_count_matches_table_and_published_figure(model):
-    measured = count_params(model)
+def test_param_count_matches_table_and_published_figure():
+    measured = count_params(on_meta(mobilenext_100))
     assert measured == table_3_param_count()
     assert round(measured / 1e6, 1) == PUBLISHED_PARAMS_M
-    assert BACKBONES.get("mobilenext_100").info["params"] == 3_500_000
 
 
 def test_stage_shapes_follow_table_3(model):
@@ -64,18 +67,6 @@ def test_stage_shapes_follow_table_3(model):
             x = layer(x)
             sizes[x.shape[1]] = x.shape[-1]
     assert sizes == {32: 112, 96: 56, 144: 56, 192: 28, 288: 14, 384: 14, 576: 7, 960: 7, 1280: 7}
-
-
-def test_backbone_contract():
-    check_backbone_contract(mobilenext_100, pooled_width=1280, feature_width=1280)
-
-
-def test_forward_backward():
-    check_forward_backward(create_backbone("mobilenext", num_classes=10), random_batch(64), 10)
-
-
-def test_inject_eca_after_every_sandglass():
-    check_injection(mobilenext_100(num_classes=10), "SandGlass", random_batch(64, batch=1), expected_sites=sum(n for *_, n, _ in TABLE_3))
 
 
 def test_bad_arguments():

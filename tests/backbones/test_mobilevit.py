@@ -4,41 +4,24 @@ import timm
 import torch
 
 from .backbone_checks import (
-    check_bad_load_raises, check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads,
-    check_injection, check_load_matches, check_param_count, check_registered, check_token_site_error, random_batch,
+    ContractCase, check_bad_load_raises, check_load_matches, contract_tests, model_fixture, random_batch,
 )
 from plugattn.backbones.mobilevit import MobileViT, fold_patches, mobilevit_s, unfold_patches
 
 # timm.create_model("mobilevit_s", pretrained=False): 5,578,632 parameters (measured)
 TIMM_PARAMS = 5_578_632
 
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return mobilevit_s(num_classes=10)
-
-
-def test_param_count_matches_timm():
-    check_param_count(mobilevit_s(), TIMM_PARAMS)
-    check_registered("mobilevit_s", "vit", model_class=MobileViT, params=TIMM_PARAMS)
-
-
-def test_forward_backward(model):
-    check_forward_backward(model, random_batch(64), 10)
-
-
-def test_heads_features_and_default_size():
-    check_heads(mobilevit_s, 640, (640, 2, 2), size=64, default_input_size=256)
-
-
-def test_fx_trace_equals_eager_at_128(model):
-    # 128 is a size other than the default 256 that the 2x2 patching allows
-    check_fx_matches_eager(model, random_batch(128, batch=1))
-
-
-def test_init_is_deterministic():
-    check_deterministic_init(mobilevit_s, num_classes=10)
+CASE = ContractCase(
+    mobilevit_s, "mobilevit_s", "vit", num_features=640, created_as="mobilevit_s", model_class=MobileViT,
+    train_on_fixture=True,
+    reference_params=TIMM_PARAMS, heads_with_weights=True, feature_shape=(2, 640, 2, 2), default_input_size=256,
+    fx_sizes=(128,),  # a size other than the default 256 that the 2x2 patching allows
+    init_factory=mobilevit_s, init_kwargs=dict(num_classes=10),
+    inject_sites=(("MV2Block", 7),),  # stages: 1 + 3 + 1 + 1 + 1 = 7 MV2 blocks
+    token_blocks=("TransformerLayer",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_size_not_divisible_by_the_patching_is_refused(model):
@@ -54,15 +37,6 @@ def test_unfold_fold_round_trip_and_layout():
     # token sequence 0 of image 0 holds the top-left pixel of every 2x2 patch, patches in raster order
     assert torch.equal(tokens[0, :, 0], x[0, 0, ::2, ::2].reshape(-1))
     assert torch.equal(fold_patches(tokens, 2, 4, 4, 2, 2), x)
-
-
-def test_inject_eca_after_every_mv2_block(model):
-    # stages: 1 + 3 + 1 + 1 + 1 = 7 MV2 blocks
-    check_injection(model, "MV2Block", random_batch(64, batch=1), expected_sites=7)
-
-
-def test_inject_into_transformer_tokens_is_refused(model):
-    check_token_site_error(model, "TransformerLayer", random_batch(64, batch=1))
 
 
 def test_timm_weights_give_timm_outputs():

@@ -3,19 +3,19 @@ import pytest
 import torch
 import torch.nn as nn
 
-from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    count_params, x32,
-)
+from .backbone_checks import ContractCase, contract_tests, count_params, model_fixture, x32
 from plugattn.backbones import create_backbone
 from plugattn.backbones.nin import NIN, MlpConv, nin_cifar
 from plugattn.backbones.registry import BACKBONES
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return nin_cifar()
+CASE = ContractCase(
+    nin_cifar, "nin_cifar", "cnn", num_features=192, size=32, map_features=True, feature_hw=(8, 8),
+    train_on_fixture=True,
+    default_input_size=32, feature_shape=(2, 192, 8, 8), init_factory=nin_cifar, inject_sites=(("MlpConv", 3),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_param_count_from_the_layer_table(model):
@@ -39,35 +39,10 @@ def test_no_fully_connected_layer_and_global_average_pooling(model, x32):
         torch.testing.assert_close(model(x32), maps.mean(dim=(2, 3)))
 
 
-def test_forward_backward(model, x32):
-    check_forward_backward(model, x32, 10)
-
-
-def test_forward_features_shape(model, x32):
-    assert model.eval().forward_features(x32).shape == (2, 192, 8, 8)
-    assert model.default_input_size == 32
-
-
-def test_num_classes_and_in_chans():
-    check_head_variants(nin_cifar, torch.zeros(2, 3, 32, 32), 192, feature_hw=(8, 8))
-
-
-def test_fx_trace_equals_eager(model, x32):
-    check_fx_matches_eager(model, x32)
-
-
-def test_deterministic_init():
-    check_deterministic_init(nin_cifar)
-
-
 def test_init_normal_005(model):
     weight = model.mlpconv2[0].weight.detach()
     assert abs(weight.std().item() - 0.05) < 0.005
     assert float(model.mlpconv2[0].bias.detach().abs().max()) == 0.0
-
-
-def test_inject_eca_after_mlpconv(model, x32):
-    check_injection(model, "MlpConv", x32[:1], expected_sites=3)
 
 
 def test_registry():

@@ -3,42 +3,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_heads, check_injection,
-    check_param_count, check_registered, check_token_site_error, random_batch,
-)
+from .backbone_checks import ContractCase, contract_tests, model_fixture
 from plugattn.backbones.p2t import PoolingAttention, PyramidPooling, PyramidPoolingTransformer, p2t_tiny, pyramid_pool
 
 # official P2T README table: P2T-Tiny 11.1M parameters (rounded to 0.1M)
 README_PARAMS = 11_100_000
 
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return p2t_tiny(num_classes=10)
-
-
-def test_param_count_matches_the_reference():
-    check_param_count(p2t_tiny(), README_PARAMS)
-    check_registered("p2t_tiny", "vit", model_class=PyramidPoolingTransformer, params=README_PARAMS)
-
-
-def test_forward_backward(model):
-    check_forward_backward(model, random_batch(64), 10)
-
-
-def test_heads_features_and_default_size():
-    check_heads(p2t_tiny, 512, (4, 512), size=64, default_input_size=224)
-
-
-def test_fx_trace_equals_eager_at_two_sizes(model):
-    check_fx_matches_eager(model, random_batch(64, batch=1))
-    check_fx_matches_eager(model, random_batch(96, batch=1))
-
-
-def test_init_is_deterministic():
-    check_deterministic_init(p2t_tiny, num_classes=10)
+CASE = ContractCase(
+    p2t_tiny, "p2t_tiny", "vit", num_features=512, created_as="p2t_tiny", model_class=PyramidPoolingTransformer,
+    train_on_fixture=True,
+    reference_params=README_PARAMS, heads_with_weights=True, feature_shape=(2, 4, 512),
+    fx_sizes=(96,), init_factory=p2t_tiny, init_kwargs=dict(num_classes=10),
+    inject_sites=(("P2TStage", 4),), token_blocks=("P2TBlock",),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_pooling_sizes_follow_the_input():
@@ -70,14 +49,6 @@ def test_pooling_attention_matches_a_direct_statement():
 def test_depthwise_convs_are_shared_within_a_stage(model):
     stage = model.stages[0]
     assert stage.blocks[0].attn.pyramid is stage.blocks[1].attn.pyramid is stage.pyramid
-
-
-def test_inject_eca_after_every_stage(model):
-    check_injection(model, "P2TStage", random_batch(64, batch=1), expected_sites=4)
-
-
-def test_inject_into_block_tokens_is_refused(model):
-    check_token_site_error(model, "P2TBlock", random_batch(64, batch=1))
 
 
 def test_bad_arguments():

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_param_count, count_params, on_meta, x32,
+    ContractCase, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    check_param_count, contract_tests, count_params, model_fixture, on_meta,
 )
 from plugattn.backbones import create_backbone
 from plugattn.backbones.pyramidnet import (
@@ -17,10 +17,14 @@ from plugattn.backbones.pyramidnet import (
 from plugattn.backbones.registry import BACKBONES
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return pyramidnet110_a48()
+CASE = ContractCase(
+    pyramidnet110_a48, "pyramidnet110_a48", "cnn", num_features=64, size=32, map_features=True, feature_hw=(8, 8),
+    train_on_fixture=True,
+    default_input_size=32, init_factory=PyramidNet, init_kwargs=dict(dataset="cifar", depth=20, alpha=12),
+    inject_sites=(("PyramidBasicBlock", 54),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_param_count_cifar_110_alpha_48(model):
@@ -57,10 +61,6 @@ def test_unit_has_no_relu_after_addition_and_zero_padded_shortcut():
         torch.testing.assert_close(unit(x), branch + shortcut)
 
 
-def test_forward_backward(model, x32):
-    check_forward_backward(model, x32, 10)
-
-
 def test_forward_backward_imagenet_bottleneck_variant():
     torch.manual_seed(0)
     small = PyramidNet("imagenet", depth=50, alpha=24, num_classes=5)
@@ -75,22 +75,9 @@ def test_odd_sizes_keep_shortcut_and_branch_aligned():
     assert small(torch.randn(1, 3, 33, 31)).shape == (1, 3)
 
 
-def test_num_classes_and_in_chans():
-    check_head_variants(pyramidnet110_a48, torch.zeros(2, 3, 32, 32), 64, feature_hw=(8, 8))
+def test_num_classes_and_in_chans_imagenet_variant():
     small_imagenet = lambda **kw: PyramidNet("imagenet", depth=50, alpha=24, **kw)  # noqa: E731
     check_head_variants(small_imagenet, torch.zeros(1, 3, 64, 64), (64 + 24) * 4, feature_hw=(2, 2))
-
-
-def test_fx_trace_equals_eager(model, x32):
-    check_fx_matches_eager(model, x32)
-
-
-def test_deterministic_init():
-    check_deterministic_init(PyramidNet, dataset="cifar", depth=20, alpha=12)
-
-
-def test_inject_eca_after_unit(model, x32):
-    check_injection(model, "PyramidBasicBlock", x32[:1], expected_sites=54)
 
 
 def test_registry():

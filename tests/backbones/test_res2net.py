@@ -4,8 +4,7 @@ import timm
 import torch
 
 from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_random_reference_loads, on_meta, randomize_, x64,
+    ContractCase, check_random_reference_loads, contract_tests, model_fixture, on_meta, randomize_, x64,
 )
 from plugattn.backbones import create_backbone, load_external_weights
 from plugattn.backbones.registry import BACKBONES
@@ -16,18 +15,14 @@ from plugattn.backbones.resnet import ResNet
 REFERENCE_PARAMS = 25_699_120
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return res2net50_26w_4s(num_classes=10)
-
-
-def test_param_count():
-    ours = on_meta(res2net50_26w_4s)
-    assert sum(p.numel() for p in ours.parameters()) == REFERENCE_PARAMS
-    assert BACKBONES.get("res2net50_26w_4s").info["params"] == REFERENCE_PARAMS
-    theirs = on_meta(lambda: timm.create_model("res2net50_26w_4s", pretrained=False))
-    assert sum(p.numel() for p in theirs.parameters()) == REFERENCE_PARAMS
+CASE = ContractCase(
+    res2net50_26w_4s, "res2net50_26w_4s", "cnn", num_features=2048, params=REFERENCE_PARAMS,
+    train_on_fixture=True,
+    timm_name="res2net50_26w_4s", reference_params=REFERENCE_PARAMS, map_features=True, feature_hw=(2, 2),
+    init_factory=res2net50_26w_4s, init_kwargs=dict(num_classes=3), inject_sites=(("Bottle2neck", 16),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 def test_block_equation_against_direct_statement():
@@ -53,22 +48,6 @@ def test_first_block_of_stage_pools_the_last_split(model):
     assert not model.layer2[1].is_first and model.layer2[1].pool is None
 
 
-def test_forward_backward(model, x64):
-    check_forward_backward(model, x64, 10)
-
-
-def test_num_classes_and_in_chans():
-    check_head_variants(res2net50_26w_4s, torch.zeros(2, 3, 64, 64), 2048, feature_hw=(2, 2))
-
-
-def test_fx_trace_equals_eager(model, x64):
-    check_fx_matches_eager(model, x64)
-
-
-def test_deterministic_init():
-    check_deterministic_init(res2net50_26w_4s, num_classes=3)
-
-
 def test_timm_weights_load_and_match(x64):
     timm_res2net = lambda: timm.create_model("res2net50_26w_4s", pretrained=False)  # noqa: E731
     check_random_reference_loads(res2net50_26w_4s, timm_res2net, "timm", x64[:1])
@@ -78,10 +57,6 @@ def test_mismatched_weights_raise():
     reference = on_meta(lambda: timm.create_model("res2net50_26w_6s", pretrained=False)).state_dict()
     with pytest.raises(ValueError, match=r"unexpected keys: .*convs\.3\.weight"):
         load_external_weights(on_meta(res2net50_26w_4s), reference, "timm")
-
-
-def test_inject_eca_after_bottle2neck(model, x64):
-    check_injection(model, "Bottle2neck", x64[:1], expected_sites=16)
 
 
 def test_registry():

@@ -5,9 +5,9 @@ import torch
 import torchvision
 
 from .backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_load_matches, check_param_count, check_random_reference_loads, check_reference_layout, on_meta,
-    randomize_, x64,
+    ContractCase, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
+    check_load_matches, check_param_count, check_random_reference_loads, check_reference_layout, contract_tests,
+    model_fixture, on_meta, randomize_, x64,
 )
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.registry import BACKBONES
@@ -24,10 +24,13 @@ REFERENCE_PARAMS = {
 }
 
 
-@pytest.fixture(scope="module")
-def model50():
-    torch.manual_seed(0)
-    return resnet50(num_classes=10)
+CASE = ContractCase(
+    resnet50, "resnet50", "cnn", num_features=2048, map_features=True, feature_hw=(2, 2),
+    train_on_fixture=True,
+    feature_shape=(2, 2048, 2, 2), init_factory=resnet18, inject_sites=(("Bottleneck", 16),),
+)
+model = model_fixture(CASE)
+test_contract = contract_tests(CASE)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
@@ -36,37 +39,18 @@ def test_param_count_and_keys_identical_to_torchvision(name):
     check_param_count(on_meta(BACKBONES.get(name).factory), BACKBONES.get(name).info["params"], rel_tol=0.0)
 
 
-def test_forward_backward(model50, x64):
-    check_forward_backward(model50, x64, 10)
-
-
 def test_forward_backward_basic_block():
     torch.manual_seed(0)
     check_forward_backward(resnet18(num_classes=3), torch.randn(2, 3, 64, 64), 3)
 
 
-def test_forward_features_shape(model50, x64):
-    model50.eval()
-    with torch.no_grad():
-        assert model50.forward_features(x64).shape == (2, 2048, 2, 2)
-    assert model50.default_input_size == 224
-
-
-@pytest.mark.parametrize("name,features", [("resnet18", 512), ("resnet50", 2048), ("wide_resnet50_2", 2048)])
+@pytest.mark.parametrize("name,features", [("resnet18", 512), ("wide_resnet50_2", 2048)])
 def test_num_classes_and_in_chans(name, features):
     check_head_variants(BACKBONES.get(name).factory, torch.zeros(2, 3, 64, 64), features, feature_hw=(2, 2))
 
 
-def test_fx_trace_equals_eager(model50, x64):
-    check_fx_matches_eager(model50, x64)
-
-
 def test_fx_trace_basic_block():
     check_fx_matches_eager(resnet18(num_classes=4), torch.randn(1, 3, 64, 64))
-
-
-def test_deterministic_init():
-    check_deterministic_init(resnet18)
 
 
 def test_init_follows_torchvision():
@@ -104,10 +88,6 @@ def test_mismatched_weights_raise():
     del state["fc.bias"]
     with pytest.raises(ValueError, match=r"missing keys: fc\.bias"):
         load_external_weights(ours, state, "torchvision")
-
-
-def test_inject_eca_after_bottleneck(model50, x64):
-    check_injection(model50, "Bottleneck", x64[:1], expected_sites=16)
 
 
 def test_inject_eca_after_basic_block():
