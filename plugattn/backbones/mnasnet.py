@@ -31,13 +31,11 @@ import torch
 import torch.nn as nn
 
 from ._mbconv import MBConv
-from .efficientnet import EfficientNet, StageConfig
+from .efficientnet import EfficientNet, NormLayer, StageConfig
 from .registry import register_backbone
 from .weights import pair_keys_in_order
 
 __all__ = ["MBConv", "MnasNet", "mnasnet_b1", "mnasnet_a1"]
-
-NormLayer = Any
 
 
 def mnasnet_mbconv(

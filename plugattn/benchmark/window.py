@@ -31,10 +31,9 @@ from einops import rearrange
 
 from ..kernels.dispatch import resolve_backend, use_backend
 from ..kernels.window_attention import (
-    MAX_TRITON_HEAD_DIM,
-    MAX_TRITON_WINDOW,
     relative_position_index,
     shifted_window_mask,
+    triton_unsupported_reason,
     window_attention,
     window_attention_reference,
 )
@@ -288,7 +287,7 @@ def check_cases(ops: Sequence[str], dtypes: Sequence[str], shapes: Sequence[Tupl
 def _plugattn_backend(q: torch.Tensor) -> str:
     """What :func:`window_attention` runs for ``q`` under the process default backend."""
     backend = resolve_backend(q, None, "window_attention")
-    if backend == "triton" and (WINDOW > MAX_TRITON_WINDOW or q.shape[-1] > MAX_TRITON_HEAD_DIM):
+    if backend == "triton" and triton_unsupported_reason(WINDOW, q.shape[-1]) is not None:
         return "torch"
     return backend
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from ..attention import ECALayer, SELayer, SimAM, WindowAttention2d
 from ..kernels.dispatch import resolve_backend
-from ..kernels.window_attention import MAX_TRITON_HEAD_DIM, MAX_TRITON_WINDOW
+from ..kernels.window_attention import triton_unsupported_reason
 
 # Module class -> the kernel op it dispatches (the ``op`` name resolve_backend reports errors with).
 KERNEL_OPS: Dict[Type[nn.Module], str] = {
@@ -53,7 +53,7 @@ def module_backend(module: nn.Module, x: torch.Tensor) -> str:
     backend = resolve_backend(x, None, op)
     if backend == "triton" and isinstance(module, WindowAttention2d):
         # window_attention falls back to PyTorch outside the kernel's tile limits
-        if module.window_size > MAX_TRITON_WINDOW or module.head_dim > MAX_TRITON_HEAD_DIM:
+        if triton_unsupported_reason(module.window_size, module.head_dim) is not None:
             return "torch"
     return backend
 

@@ -92,11 +92,18 @@ def _check_arguments(
         raise ValueError(f"rel_pos_bias must be on q's device {q.device}, got {table.device}")
 
 
-def _triton_unsupported_reason(q: torch.Tensor, window_size: int) -> Optional[str]:
+def triton_unsupported_reason(window_size: int, head_dim: int) -> Optional[str]:
+    """Why the Triton kernel cannot run this window/head size (``None`` when it can); outside its
+    tile limits ``window_attention`` falls back to PyTorch under ``backend="auto"``.
+
+    Example:
+        >>> triton_unsupported_reason(7, 32) is None, triton_unsupported_reason(12, 32)
+        (True, 'window_size 12 > 11')
+    """
     if window_size > MAX_TRITON_WINDOW:
         return f"window_size {window_size} > {MAX_TRITON_WINDOW}"
-    if q.shape[-1] > MAX_TRITON_HEAD_DIM:
-        return f"head_dim {q.shape[-1]} > {MAX_TRITON_HEAD_DIM}"
+    if head_dim > MAX_TRITON_HEAD_DIM:
+        return f"head_dim {head_dim} > {MAX_TRITON_HEAD_DIM}"
     return None
 
 
@@ -572,7 +579,7 @@ def window_attention(
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     chosen = resolve_backend(q, backend, op="window_attention")
     if chosen == "triton":
-        reason = _triton_unsupported_reason(q, window_size)
+        reason = triton_unsupported_reason(window_size, q.shape[-1])
         if reason is not None:
             if (backend or get_backend()) == "triton":
                 raise RuntimeError(f"window_attention: backend='triton' does not support {reason}")
