@@ -46,7 +46,7 @@ class WindowAttention2d(nn.Module):
     inserted block starts next to the identity but every parameter still receives gradient.
     Deviations from a Swin block: no MLP half (this is the attention only), the γ layer scale.
 
-    Runs on the fused Triton kernel for CUDA tensors (window ≤ 11, head dim ≤ 64; a 12×12 window needs more shared memory than an H100 block has) and on the
+    Runs on the fused Triton kernel for CUDA tensors (window ≤ 12, head dim ≤ 64) and on the
     PyTorch reference elsewhere; see :func:`plugattn.kernels.window_attention`.
 
     Args:

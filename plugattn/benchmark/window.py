@@ -10,7 +10,8 @@ Implementations (all compute softmax(q·kᵀ·scale + B + M)·v on every window,
 * ``triton``  - the fused kernel (CUDA only).
 
 Shapes: the four Swin-T stages at batch 64 (56×56×96 / 3 heads, 28×28×192 / 6, 14×14×384 / 12,
-7×7×768 / 24; window 7; shift 3 in stages 1-3, none in stage 4 as in Swin-T), bf16 and fp32
+7×7×768 / 24; window 7; shift 3 in stages 1-3, none in stage 4 as in Swin-T), or on request the
+Swin-B stages at 384 px (96×96×128 / 4 .. 12×12×1024 / 32, window 12, shift 6), bf16 and fp32
 (fp16 on request), forward and forward+backward. :func:`bench_model_step` times a whole Swin-T
 training step.
 
@@ -41,18 +42,25 @@ from .cases import check_drawn_from
 from .results import Row, make_row
 from .timing import PASSES, copy_gbps, median_ms, timed_pass, wall_median_ms
 
-# (name, map side, channels, heads, shift) - Swin-T stages at 224
-SWIN_T_STAGES: Tuple[Tuple[str, int, int, int, int], ...] = (
-    ("stage1", 56, 96, 3, 3),
-    ("stage2", 28, 192, 6, 3),
-    ("stage3", 14, 384, 12, 3),
-    ("stage4", 7, 768, 24, 0),
+Stage = Tuple[str, int, int, int, int, int]  # (name, map side, channels, heads, window, shift)
+SWIN_T_STAGES: Tuple[Stage, ...] = (  # Swin-T at 224 (Liu et al. 2021, Table 7)
+    ("stage1", 56, 96, 3, 7, 3),
+    ("stage2", 28, 192, 6, 7, 3),
+    ("stage3", 14, 384, 12, 7, 3),
+    ("stage4", 7, 768, 24, 7, 0),
 )
-QUICK_STAGES: Tuple[Tuple[str, int, int, int, int], ...] = (
-    ("tiny1", 14, 64, 2, 3),
-    ("tiny2", 7, 128, 4, 0),
+SWIN_B_384_STAGES: Tuple[Stage, ...] = (  # Swin-B at 384: 12x12 windows, the kernel's query-block path
+    ("stage1", 96, 128, 4, 12, 6),
+    ("stage2", 48, 256, 8, 12, 6),
+    ("stage3", 24, 512, 16, 12, 6),
+    ("stage4", 12, 1024, 32, 12, 0),
 )
-WINDOW = 7
+QUICK_STAGES: Tuple[Stage, ...] = (
+    ("tiny1", 14, 64, 2, 7, 3),
+    ("tiny2", 7, 128, 4, 7, 0),
+)
+STAGE_SETS: Dict[str, Tuple[Stage, ...]] = {"swin_t": SWIN_T_STAGES, "swin_b_384": SWIN_B_384_STAGES}
+WINDOW = 7  # ``plugattn bench --op window`` shapes use Swin-T's window
 HEAD_DIM = 32  # Swin's head width: heads = C / 32
 IMPLS = ("eager", "sdpa", "compile", "triton")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -60,8 +68,8 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 # For ``plugattn bench``: shapes B×H×W×C, as the Swin-T stages above.
 OPS = ("window",)
 SHAPE_LAYOUT = "BxHxWxC"
-FULL_SHAPES: List[Tuple[int, int, int, int]] = [(64, side, side, c) for _, side, c, _, _ in SWIN_T_STAGES]
-QUICK_SHAPES: List[Tuple[int, int, int, int]] = [(1, side, side, c) for _, side, c, _, _ in QUICK_STAGES]
+FULL_SHAPES: List[Tuple[int, int, int, int]] = [(64, side, side, c) for _, side, c, _, _, _ in SWIN_T_STAGES]
+QUICK_SHAPES: List[Tuple[int, int, int, int]] = [(1, side, side, c) for _, side, c, _, _, _ in QUICK_STAGES]
 FORWARD_FLOOR = 4  # in units of T
 BACKWARD_FLOOR = 7
 
@@ -140,30 +148,31 @@ def make_impl(name: str) -> Callable[..., torch.Tensor]:
 
 
 def _inputs(batch: int, height: int, width: int, channels: int, heads: int, dtype: torch.dtype,
-            device: torch.device, grad: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+            device: torch.device, grad: bool, window: int = WINDOW) -> Tuple[torch.Tensor, torch.Tensor]:
     """qkv (B, H, W, 3, heads, d) as a Swin block's projection gives it, and the bias table."""
     qkv = torch.randn(batch, height, width, 3, heads, channels // heads, device=device, dtype=dtype, requires_grad=grad)
-    table = (0.02 * torch.randn((2 * WINDOW - 1) ** 2, heads, device=device, dtype=dtype)).requires_grad_(grad)
+    table = (0.02 * torch.randn((2 * window - 1) ** 2, heads, device=device, dtype=dtype)).requires_grad_(grad)
     return qkv, table
 
 
-def bench_op(impl: str, stage: Tuple[str, int, int, int, int], batch: int, dtype_name: str, mode: str,
+def bench_op(impl: str, stage: Stage, batch: int, dtype_name: str, mode: str,
              device: torch.device, warmup: int, reps: int) -> float:
     """Milliseconds of one implementation on one stage shape, ``mode`` 'fwd' or 'fwd+bwd'."""
-    _, side, channels, heads, shift = stage
+    _, side, channels, heads, window, shift = stage
     fn = make_impl(impl)
-    qkv, table = _inputs(batch, side, side, channels, heads, DTYPES[dtype_name], device, grad=mode == "fwd+bwd")
+    qkv, table = _inputs(batch, side, side, channels, heads, DTYPES[dtype_name], device, grad=mode == "fwd+bwd",
+                         window=window)
     q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
     if mode == "fwd":
         def step():
             with torch.no_grad():
-                return fn(q, k, v, table, WINDOW, shift)
+                return fn(q, k, v, table, window, shift)
     else:
         grad_out = torch.randn(q.shape, device=device, dtype=q.dtype)
 
         def step():
             qkv.grad = table.grad = None
-            fn(q, k, v, table, WINDOW, shift).backward(grad_out)
+            fn(q, k, v, table, window, shift).backward(grad_out)
     return wall_median_ms(step, device, warmup, reps)
 
 
@@ -200,8 +209,12 @@ def run_benchmarks(
     include_model: bool = False,
     warmup: Optional[int] = None,
     reps: Optional[int] = None,
+    stage_set: str = "swin_t",
 ) -> List[dict]:
     """Run the op (and optionally whole-model) benchmarks; one dict per measurement.
+
+    ``stage_set`` picks the op shapes: ``"swin_t"`` (the issue's Swin-T stages, window 7) or
+    ``"swin_b_384"`` (Swin-B at 384 px, window 12); ``quick`` replaces either with tiny shapes.
 
     Rows: ``{"kind": "op", "stage", "shape", "dtype", "mode", "impl", "ms", "speedup_vs_eager"}`` and
     ``{"kind": "model", "dtype", "backend", "batch", "size", "ms"}``. On CPU the Triton kernel is
@@ -211,7 +224,9 @@ def run_benchmarks(
         >>> rows = run_benchmarks("cpu", quick=True, impls=["eager"], dtypes=["fp32"], modes=["fwd"])  # doctest: +SKIP
     """
     dev = torch.device(device)
-    stages = QUICK_STAGES if quick else SWIN_T_STAGES
+    if stage_set not in STAGE_SETS:
+        raise ValueError(f"stage_set must be one of {sorted(STAGE_SETS)}, got {stage_set!r}")
+    stages = QUICK_STAGES if quick else STAGE_SETS[stage_set]
     batch = batch or (1 if quick else 64)
     warmup = warmup if warmup is not None else (1 if quick else 10)
     reps = reps if reps is not None else (3 if quick else 50)
@@ -225,9 +240,10 @@ def run_benchmarks(
                 for impl in impls:
                     results[impl] = bench_op(impl, stage, batch, dtype_name, mode, dev, warmup, reps)
                 for impl, ms in results.items():
-                    name, side, channels, heads, shift = stage
+                    name, side, channels, heads, window, shift = stage
                     rows.append({
-                        "kind": "op", "stage": name, "shape": f"{batch}x{side}x{side}x{channels}/{heads}h s{shift}",
+                        "kind": "op", "stage": name,
+                        "shape": f"{batch}x{side}x{side}x{channels}/{heads}h w{window} s{shift}",
                         "dtype": dtype_name, "mode": mode, "impl": impl, "ms": round(ms, 4),
                         "speedup_vs_eager": round(results["eager"] / ms, 3) if "eager" in results else None,
                     })

@@ -23,16 +23,20 @@ Hp×Wp; the padded tokens enter the attention with q = k = v = 0 (so they are ke
 just B + M, values 0), and their outputs are dropped. This is exactly timm's
 ``SwinTransformerBlock`` on a map padded before the qkv projection when qkv has no bias.
 
-**What is fused.** The Triton forward computes, per (window, head) program, the source pixel of
-each window slot by index arithmetic (cyclic shift + window partition + padding, no copy), loads
-q/k/v through their strides (views of one qkv tensor are fine), gathers B from the table, builds
-M from the slot coordinates, does softmax(q·kᵀ·scale + B + M)·v in fp32 on chip and stores the
-result straight at the source pixel (reverse partition + reverse shift). One window (≤ 11×11 =
-121 tokens, padded to a power of two) and a head dim ≤ 64 fit in registers, so no online softmax
-is needed. The backward recomputes P and gives dq, dk, dv and the gradient of the bias table:
-each program sums dS = P∘(dP − rowsum(P∘dP)) over a few windows, one atomic add per program into
-a (heads, N, N) buffer, and a second kernel folds that buffer into the ((2M−1)², heads) table
-gradient with a deterministic one-hot reduction.
+**What is fused.** The Triton forward computes, per (window, head, block of query slots)
+program, the source pixel of each window slot by index arithmetic (cyclic shift + window partition
++ padding, no copy), loads q/k/v through their strides (views of one qkv tensor are fine), gathers B
+from the table, builds M from the slot coordinates, does softmax(q·kᵀ·scale + B + M)·v in fp32 on
+chip and stores the result straight at the source pixel (reverse partition + reverse shift). All
+keys of a window (≤ 12×12 = 144 tokens, padded to a power of two) and a head dim ≤ 64 fit on chip,
+so every softmax row is complete in one tile and no online softmax is needed; the queries go in
+blocks where a whole window would not fit shared memory (12×12) or would spill registers (fp32),
+see ``_query_block``. The backward
+recomputes P and gives dq, dk, dv and the gradient of the bias table: a program keeps a window's k,
+v, dk and dv on chip while its query blocks go by, and dS = P∘(dP − rowsum(P∘dP)) is added
+atomically into a (heads, N, N) buffer (summed over a few windows first when one block holds all
+queries); a second kernel folds that buffer into the ((2M−1)², heads) table gradient with a
+deterministic one-hot reduction.
 
 Public entry point: :func:`window_attention` (dispatches through
 :func:`plugattn.kernels.dispatch.resolve_backend`); the PyTorch reference is
@@ -50,10 +54,17 @@ from einops import rearrange
 from .dispatch import get_backend, interpreter_enabled, resolve_backend, triton_available
 
 MASK_VALUE = -100.0  # Swin's value for cross-region pairs (official code and timm)
-# window tokens 121 -> padded to 128 on chip. A 12x12 window pads to 256 slots: its (256, 256) score tile
-# needs 272-320 KiB of shared memory for the tl.dot operands on sm_90 (found by ahead-of-time compiling,
-# tests/kernels/test_gpu_compile.py), above the H100's 227 KiB per block, so the launch would fail.
-MAX_TRITON_WINDOW = 11
+# A window's M² tokens pad to a power of two (N_PAD slots); all keys of a window are one tile.
+# 12 is the largest window Swin uses (Swin-B/L at 384 px).
+MAX_TRITON_WINDOW = 12
+# (tl.dot engine, pass) -> {N_PAD: query slots per block}; windows whose N_PAD is absent take all their
+# queries at once (see _query_block)
+QUERY_BLOCKS: Dict[Tuple[str, str], Dict[int, int]] = {
+    ("tensor_core", "forward"): {256: 64},
+    ("tensor_core", "backward"): {128: 32, 256: 16},
+    ("fp32", "forward"): {64: 32, 128: 16, 256: 16},
+    ("fp32", "backward"): {64: 16, 128: 16, 256: 16},
+}
 MAX_TRITON_HEAD_DIM = 64
 
 __all__ = [
@@ -97,8 +108,8 @@ def triton_unsupported_reason(window_size: int, head_dim: int) -> Optional[str]:
     tile limits ``window_attention`` falls back to PyTorch under ``backend="auto"``.
 
     Example:
-        >>> triton_unsupported_reason(7, 32) is None, triton_unsupported_reason(12, 32)
-        (True, 'window_size 12 > 11')
+        >>> triton_unsupported_reason(12, 32) is None, triton_unsupported_reason(14, 32)
+        (True, 'window_size 14 > 12')
     """
     if window_size > MAX_TRITON_WINDOW:
         return f"window_size {window_size} > {MAX_TRITON_WINDOW}"
@@ -235,40 +246,66 @@ if triton_available():
         return tl.dot(a, b, input_precision=PRECISION)
 
     @triton.jit
-    def _window_slots(window, height, width, n_win_w, WINDOW: tl.constexpr, SHIFT: tl.constexpr, N_PAD: tl.constexpr):
-        """Slot t of window ``window`` -> (row in window, col in window, source row, source col, slot is real)."""
-        slot = tl.arange(0, N_PAD)
-        row_in_win = slot // WINDOW
-        col_in_win = slot % WINDOW
+    def _slot_sources(slots, window, height, width, n_win_w, window_exists, WINDOW: tl.constexpr, SHIFT: tl.constexpr):
+        """Window slots (a vector of token numbers t = row·M + col) of window ``window`` ->
+        (source row, source col, slot is a real token of the map)."""
         # position in the shifted, padded frame
-        row = (window // n_win_w) * WINDOW + row_in_win
-        col = (window % n_win_w) * WINDOW + col_in_win
-        real = (slot < WINDOW * WINDOW) & (row < height) & (col < width)
+        row = (window // n_win_w) * WINDOW + slots // WINDOW
+        col = (window % n_win_w) * WINDOW + slots % WINDOW
+        real = (slots < WINDOW * WINDOW) & (row < height) & (col < width) & window_exists
         # timm order: the real map is rolled by -SHIFT, so shifted row r reads source row (r + SHIFT) mod H
-        src_row = (row + SHIFT) % height
-        src_col = (col + SHIFT) % width
-        return row_in_win, col_in_win, row, col, real, src_row, src_col
+        return (row + SHIFT) % height, (col + SHIFT) % width, real
+
+    @triton.jit
+    def _load_rows(ptr, batch, src_row, src_col, head, real, dims, head_dim,
+                   stride_b, stride_h, stride_w, stride_n, stride_d):
+        """(len(slots), D_PAD) tile of a (B, H, W, heads, head_dim) tensor at the slots' source pixels; 0 elsewhere."""
+        offsets = batch * stride_b + src_row * stride_h + src_col * stride_w + head * stride_n
+        mask = real[:, None] & (dims < head_dim)[None, :]
+        return tl.load(ptr + offsets[:, None] + dims[None, :] * stride_d, mask=mask, other=0.0)
+
+    @triton.jit
+    def _store_rows(ptr, tile, batch, src_row, src_col, head, real, dims, head_dim,
+                    stride_b, stride_h, stride_w, stride_n, stride_d):
+        """Inverse of _load_rows: the reverse partition and reverse shift are this scatter."""
+        offsets = batch * stride_b + src_row * stride_h + src_col * stride_w + head * stride_n
+        mask = real[:, None] & (dims < head_dim)[None, :]
+        tl.store(ptr + offsets[:, None] + dims[None, :] * stride_d, tile.to(ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _region(row, col, padded_h, padded_w, WINDOW: tl.constexpr, SHIFT: tl.constexpr):
+        """Which of the 3×3 SW-MSA regions of the shifted, padded map a position lies in."""
+        region_h = tl.where(row < padded_h - WINDOW, 0, tl.where(row < padded_h - SHIFT, 1, 2))
+        region_w = tl.where(col < padded_w - WINDOW, 0, tl.where(col < padded_w - SHIFT, 1, 2))
+        return region_h * 3 + region_w
 
     @triton.jit
     def _bias_and_mask(
-        table_ptr, stride_tab_e, stride_tab_h, head, row_in_win, col_in_win, row, col, padded_h, padded_w,
-        WINDOW: tl.constexpr, SHIFT: tl.constexpr, N_PAD: tl.constexpr,
+        table_ptr, stride_tab_e, stride_tab_h, head, query_slots, key_slots, window, n_win_w, padded_h, padded_w,
+        WINDOW: tl.constexpr, SHIFT: tl.constexpr,
     ):
-        """(N_PAD, N_PAD) fp32: gathered relative position bias + SW-MSA mask; -inf on padding columns."""
-        slot = tl.arange(0, N_PAD)
-        in_window = slot < WINDOW * WINDOW
-        pair = in_window[:, None] & in_window[None, :]
-        index = (row_in_win[:, None] - row_in_win[None, :] + WINDOW - 1) * (2 * WINDOW - 1) + (
-            col_in_win[:, None] - col_in_win[None, :] + WINDOW - 1
-        )
+        """(len(query_slots), len(key_slots)) fp32: gathered relative position bias + SW-MSA mask;
+        -inf on the key slots beyond the M·M window tokens (power-of-two padding)."""
+        query_in_window = query_slots < WINDOW * WINDOW
+        key_in_window = key_slots < WINDOW * WINDOW
+        q_r, q_c = query_slots // WINDOW, query_slots % WINDOW
+        k_r, k_c = key_slots // WINDOW, key_slots % WINDOW
+        index = (q_r[:, None] - k_r[None, :] + WINDOW - 1) * (2 * WINDOW - 1) + (q_c[:, None] - k_c[None, :] + WINDOW - 1)
+        pair = query_in_window[:, None] & key_in_window[None, :]
         bias = tl.load(table_ptr + index * stride_tab_e + head * stride_tab_h, mask=pair, other=0.0).to(tl.float32)
         if SHIFT > 0:
-            region_h = tl.where(row < padded_h - WINDOW, 0, tl.where(row < padded_h - SHIFT, 1, 2))
-            region_w = tl.where(col < padded_w - WINDOW, 0, tl.where(col < padded_w - SHIFT, 1, 2))
-            region = region_h * 3 + region_w
-            bias = tl.where(region[:, None] != region[None, :], bias + -100.0, bias)
-        # slots beyond the M*M window tokens (power-of-two padding) never receive weight
-        return tl.where(in_window[None, :], bias, float("-inf"))
+            top = (window // n_win_w) * WINDOW
+            left = (window % n_win_w) * WINDOW
+            q_region = _region(top + q_r, left + q_c, padded_h, padded_w, WINDOW, SHIFT)
+            k_region = _region(top + k_r, left + k_c, padded_h, padded_w, WINDOW, SHIFT)
+            bias = tl.where(q_region[:, None] != k_region[None, :], bias + -100.0, bias)
+        return tl.where(key_in_window[None, :], bias, float("-inf"))
+
+    @triton.jit
+    def _softmax_rows(scores):
+        scores = scores - tl.max(scores, axis=1)[:, None]
+        probs = tl.exp(scores)
+        return probs / tl.sum(probs, axis=1)[:, None]
 
     @triton.jit
     def _window_attention_fwd_kernel(
@@ -279,38 +316,43 @@ if triton_available():
         stride_ob, stride_oh, stride_ow, stride_on, stride_od,
         stride_tab_e, stride_tab_h,
         height, width, n_win_h, n_win_w, head_dim, scale,
-        WINDOW: tl.constexpr, SHIFT: tl.constexpr, N_PAD: tl.constexpr, D_PAD: tl.constexpr,
-        PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+        WINDOW: tl.constexpr, SHIFT: tl.constexpr, N_PAD: tl.constexpr, BLOCK_M: tl.constexpr,
+        D_PAD: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     ):
+        """One program: BLOCK_M query slots of one (window, head) against all N_PAD key slots."""
         pid_window = tl.program_id(0)  # over B * nWh * nWw
         head = tl.program_id(1)
+        query_block = tl.program_id(2)  # over ceil(M² / BLOCK_M)
         windows_per_image = n_win_h * n_win_w
         batch = (pid_window // windows_per_image).to(tl.int64)
         window = pid_window % windows_per_image
-        row_in_win, col_in_win, row, col, real, src_row, src_col = _window_slots(
-            window, height, width, n_win_w, WINDOW, SHIFT, N_PAD
-        )
         dims = tl.arange(0, D_PAD)
-        tile_mask = real[:, None] & (dims < head_dim)[None, :]
-        q_off = batch * stride_qb + src_row * stride_qh + src_col * stride_qw + head * stride_qn
-        k_off = batch * stride_kb + src_row * stride_kh + src_col * stride_kw + head * stride_kn
-        v_off = batch * stride_vb + src_row * stride_vh + src_col * stride_vw + head * stride_vn
-        q = tl.load(q_ptr + q_off[:, None] + dims[None, :] * stride_qd, mask=tile_mask, other=0.0)
-        k = tl.load(k_ptr + k_off[:, None] + dims[None, :] * stride_kd, mask=tile_mask, other=0.0)
-        v = tl.load(v_ptr + v_off[:, None] + dims[None, :] * stride_vd, mask=tile_mask, other=0.0)
+        key_slots = tl.arange(0, N_PAD)
+        query_slots = query_block * BLOCK_M + tl.arange(0, BLOCK_M)
+        k_row, k_col, k_real = _slot_sources(key_slots, window, height, width, n_win_w, True, WINDOW, SHIFT)
+        q_row, q_col, q_real = _slot_sources(query_slots, window, height, width, n_win_w, True, WINDOW, SHIFT)
+        # padding tokens load q = k = v = 0 (timm pads after the qkv projection of a bias-free map)
+        q = _load_rows(q_ptr, batch, q_row, q_col, head, q_real, dims, head_dim,
+                       stride_qb, stride_qh, stride_qw, stride_qn, stride_qd)  # (BLOCK_M, D_PAD)
+        k = _load_rows(k_ptr, batch, k_row, k_col, head, k_real, dims, head_dim,
+                       stride_kb, stride_kh, stride_kw, stride_kn, stride_kd)  # (N_PAD, D_PAD)
+        v = _load_rows(v_ptr, batch, k_row, k_col, head, k_real, dims, head_dim,
+                       stride_vb, stride_vh, stride_vw, stride_vn, stride_vd)  # (N_PAD, D_PAD)
 
-        scores = _dot(q, tl.trans(k), PRECISION, UPCAST) * scale  # (N_PAD, N_PAD) fp32
-        scores += _bias_and_mask(
-            table_ptr, stride_tab_e, stride_tab_h, head, row_in_win, col_in_win, row, col,
-            n_win_h * WINDOW, n_win_w * WINDOW, WINDOW, SHIFT, N_PAD,
-        )
-        scores = scores - tl.max(scores, axis=1)[:, None]
-        probs = tl.exp(scores)
-        probs = probs / tl.sum(probs, axis=1)[:, None]
-        out = _dot(probs.to(v.dtype), v, PRECISION, UPCAST)  # (N_PAD, D_PAD) fp32
+        scores = _dot(q, tl.trans(k), PRECISION, UPCAST) * scale  # (BLOCK_M, N_PAD) fp32
+        scores += _bias_and_mask(table_ptr, stride_tab_e, stride_tab_h, head, query_slots, key_slots, window,
+                                 n_win_w, n_win_h * WINDOW, n_win_w * WINDOW, WINDOW, SHIFT)
+        probs = _softmax_rows(scores)
+        out = _dot(probs.to(v.dtype), v, PRECISION, UPCAST)  # (BLOCK_M, D_PAD) fp32
+        _store_rows(out_ptr, out, batch, q_row, q_col, head, q_real, dims, head_dim,
+                    stride_ob, stride_oh, stride_ow, stride_on, stride_od)
 
-        o_off = batch * stride_ob + src_row * stride_oh + src_col * stride_ow + head * stride_on
-        tl.store(out_ptr + o_off[:, None] + dims[None, :] * stride_od, out.to(out_ptr.dtype.element_ty), mask=tile_mask)
+    @triton.jit
+    def _add_dscore(dscore_ptr, dscore, head, query_slots, key_slots, WINDOW: tl.constexpr, N_PAD: tl.constexpr):
+        """Atomically add a (queries, keys) block of dS into the (heads, N_PAD, N_PAD) fp32 buffer."""
+        pair = (query_slots < WINDOW * WINDOW)[:, None] & (key_slots < WINDOW * WINDOW)[None, :]
+        ptrs = dscore_ptr + head * N_PAD * N_PAD + query_slots[:, None] * N_PAD + key_slots[None, :]
+        tl.atomic_add(ptrs, dscore, mask=pair)
 
     @triton.jit
     def _window_attention_bwd_kernel(
@@ -322,63 +364,67 @@ if triton_available():
         stride_db, stride_dh, stride_dw, stride_dn, stride_dd,
         stride_tab_e, stride_tab_h,
         height, width, n_win_h, n_win_w, head_dim, scale, total_windows,
-        WINDOW: tl.constexpr, SHIFT: tl.constexpr, N_PAD: tl.constexpr, D_PAD: tl.constexpr,
-        WINDOWS_PER_PROGRAM: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+        WINDOW: tl.constexpr, SHIFT: tl.constexpr, N_PAD: tl.constexpr, BLOCK_M: tl.constexpr,
+        D_PAD: tl.constexpr, WINDOWS_PER_PROGRAM: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     ):
+        """One program: WINDOWS_PER_PROGRAM windows of one head. Per window, k and v stay on chip while
+        the query slots go by in blocks of BLOCK_M (recomputing P), accumulating dk and dv; dq is
+        stored per block. The logit gradient dS feeds the bias-table gradient through the (heads,
+        N_PAD, N_PAD) buffer: summed over the program's windows when one block holds every query
+        (BLOCK_M == N_PAD), else added block by block."""
         pid = tl.program_id(0)
         head = tl.program_id(1)
         windows_per_image = n_win_h * n_win_w
         dims = tl.arange(0, D_PAD)
-        dscore_sum = tl.zeros((N_PAD, N_PAD), dtype=tl.float32)
+        key_slots = tl.arange(0, N_PAD)
+        single_block: tl.constexpr = BLOCK_M == N_PAD
+        n_blocks: tl.constexpr = (WINDOW * WINDOW + BLOCK_M - 1) // BLOCK_M
+        dscore_sum = tl.zeros((BLOCK_M, N_PAD), dtype=tl.float32)
         for step in range(WINDOWS_PER_PROGRAM):
             global_window = pid * WINDOWS_PER_PROGRAM + step
             window_exists = global_window < total_windows
             batch = (global_window // windows_per_image).to(tl.int64)
             window = global_window % windows_per_image
-            row_in_win, col_in_win, row, col, real, src_row, src_col = _window_slots(
-                window, height, width, n_win_w, WINDOW, SHIFT, N_PAD
-            )
-            real = real & window_exists
-            tile_mask = real[:, None] & (dims < head_dim)[None, :]
-            q_off = batch * stride_qb + src_row * stride_qh + src_col * stride_qw + head * stride_qn
-            k_off = batch * stride_kb + src_row * stride_kh + src_col * stride_kw + head * stride_kn
-            v_off = batch * stride_vb + src_row * stride_vh + src_col * stride_vw + head * stride_vn
-            g_off = batch * stride_gb + src_row * stride_gh + src_col * stride_gw + head * stride_gn
-            q = tl.load(q_ptr + q_off[:, None] + dims[None, :] * stride_qd, mask=tile_mask, other=0.0)
-            k = tl.load(k_ptr + k_off[:, None] + dims[None, :] * stride_kd, mask=tile_mask, other=0.0)
-            v = tl.load(v_ptr + v_off[:, None] + dims[None, :] * stride_vd, mask=tile_mask, other=0.0)
-            dout = tl.load(dout_ptr + g_off[:, None] + dims[None, :] * stride_gd, mask=tile_mask, other=0.0)
+            k_row, k_col, k_real = _slot_sources(key_slots, window, height, width, n_win_w, window_exists, WINDOW, SHIFT)
+            k = _load_rows(k_ptr, batch, k_row, k_col, head, k_real, dims, head_dim,
+                           stride_kb, stride_kh, stride_kw, stride_kn, stride_kd)  # (N_PAD, D_PAD)
+            v = _load_rows(v_ptr, batch, k_row, k_col, head, k_real, dims, head_dim,
+                           stride_vb, stride_vh, stride_vw, stride_vn, stride_vd)
+            dk = tl.zeros((N_PAD, D_PAD), dtype=tl.float32)
+            dv = tl.zeros((N_PAD, D_PAD), dtype=tl.float32)
+            for block in range(n_blocks):
+                query_slots = block * BLOCK_M + tl.arange(0, BLOCK_M)
+                q_row, q_col, q_real = _slot_sources(query_slots, window, height, width, n_win_w, window_exists,
+                                                     WINDOW, SHIFT)
+                q = _load_rows(q_ptr, batch, q_row, q_col, head, q_real, dims, head_dim,
+                               stride_qb, stride_qh, stride_qw, stride_qn, stride_qd)  # (BLOCK_M, D_PAD)
+                # rows of padding slots / missing windows have dout = 0, hence dscore = 0 there
+                dout = _load_rows(dout_ptr, batch, q_row, q_col, head, q_real, dims, head_dim,
+                                  stride_gb, stride_gh, stride_gw, stride_gn, stride_gd).to(v.dtype)
 
-            scores = _dot(q, tl.trans(k), PRECISION, UPCAST) * scale
-            scores += _bias_and_mask(
-                table_ptr, stride_tab_e, stride_tab_h, head, row_in_win, col_in_win, row, col,
-                n_win_h * WINDOW, n_win_w * WINDOW, WINDOW, SHIFT, N_PAD,
-            )
-            scores = scores - tl.max(scores, axis=1)[:, None]
-            probs = tl.exp(scores)
-            probs = probs / tl.sum(probs, axis=1)[:, None]  # (N_PAD, N_PAD) fp32
-
-            # rows of padding slots / missing windows have dout = 0, hence dscore = 0 there
-            dv = _dot(tl.trans(probs.to(v.dtype)), dout.to(v.dtype), PRECISION, UPCAST)
-            dprobs = _dot(dout.to(v.dtype), tl.trans(v), PRECISION, UPCAST)
-            row_dot = tl.sum(probs * dprobs, axis=1)
-            dscore = probs * (dprobs - row_dot[:, None])  # gradient of the logits (incl. B and M)
-            dscore_sum += dscore
-            dscore_lo = dscore.to(q.dtype)
-            dq = _dot(dscore_lo, k, PRECISION, UPCAST) * scale
-            dk = _dot(tl.trans(dscore_lo), q, PRECISION, UPCAST) * scale
-
-            d_off = batch * stride_db + src_row * stride_dh + src_col * stride_dw + head * stride_dn
-            d_ptrs = d_off[:, None] + dims[None, :] * stride_dd
-            tl.store(dq_ptr + d_ptrs, dq.to(dq_ptr.dtype.element_ty), mask=tile_mask)
-            tl.store(dk_ptr + d_ptrs, dk.to(dk_ptr.dtype.element_ty), mask=tile_mask)
-            tl.store(dv_ptr + d_ptrs, dv.to(dv_ptr.dtype.element_ty), mask=tile_mask)
-
-        slots = tl.arange(0, N_PAD)
-        in_window = slots < WINDOW * WINDOW
-        pair = in_window[:, None] & in_window[None, :]
-        ds_ptrs = dscore_ptr + head * N_PAD * N_PAD + slots[:, None] * N_PAD + slots[None, :]
-        tl.atomic_add(ds_ptrs, dscore_sum, mask=pair)
+                scores = _dot(q, tl.trans(k), PRECISION, UPCAST) * scale  # (BLOCK_M, N_PAD) fp32
+                scores += _bias_and_mask(table_ptr, stride_tab_e, stride_tab_h, head, query_slots, key_slots, window,
+                                         n_win_w, n_win_h * WINDOW, n_win_w * WINDOW, WINDOW, SHIFT)
+                probs = _softmax_rows(scores)
+                dv += _dot(tl.trans(probs.to(v.dtype)), dout, PRECISION, UPCAST)  # (N_PAD, D_PAD)
+                dprobs = _dot(dout, tl.trans(v), PRECISION, UPCAST)  # (BLOCK_M, N_PAD)
+                row_dot = tl.sum(probs * dprobs, axis=1)
+                dscore = probs * (dprobs - row_dot[:, None])  # gradient of the logits (incl. B and M)
+                dscore_lo = dscore.to(q.dtype)
+                dk += _dot(tl.trans(dscore_lo), q, PRECISION, UPCAST)  # (N_PAD, D_PAD), times scale below
+                dq = _dot(dscore_lo, k, PRECISION, UPCAST) * scale  # (BLOCK_M, D_PAD)
+                _store_rows(dq_ptr, dq, batch, q_row, q_col, head, q_real, dims, head_dim,
+                            stride_db, stride_dh, stride_dw, stride_dn, stride_dd)
+                if single_block:
+                    dscore_sum += dscore
+                else:
+                    _add_dscore(dscore_ptr, dscore, head, query_slots, key_slots, WINDOW, N_PAD)
+            _store_rows(dk_ptr, dk * scale, batch, k_row, k_col, head, k_real, dims, head_dim,
+                        stride_db, stride_dh, stride_dw, stride_dn, stride_dd)
+            _store_rows(dv_ptr, dv, batch, k_row, k_col, head, k_real, dims, head_dim,
+                        stride_db, stride_dh, stride_dw, stride_dn, stride_dd)
+        if single_block:
+            _add_dscore(dscore_ptr, dscore_sum, head, tl.arange(0, BLOCK_M), key_slots, WINDOW, N_PAD)
 
     @triton.jit
     def _bias_table_grad_kernel(
@@ -415,14 +461,34 @@ def _dot_options(dtype: torch.dtype) -> Dict[str, object]:
     return {"PRECISION": "ieee" if (dtype == torch.float32 or upcast) else "tf32", "UPCAST": upcast}
 
 
-def _launch_geometry(q: torch.Tensor, window_size: int):
+def _query_block(n_pad: int, dtype: torch.dtype, backward: bool) -> int:
+    """Query slots per tile (all N_PAD keys are always one tile): the whole window where that fits,
+    else the block from :data:`QUERY_BLOCKS`.
+
+    A 12x12 window pads to 256 slots, whose full (256, 256) score tile would need 272-320 KiB of
+    shared memory for the tl.dot operands on sm_90, over the H100's 227 KiB per block. Blocks smaller
+    than the window also keep registers from spilling, which fp32 ("ieee" tl.dot, no tensor cores)
+    needs from 64 slots on. The table holds the largest block that compiled for sm_90 without
+    register spills at head dim 64, or 16 (the smallest tl.dot block) where none was spill-free
+    (tests/kernels/test_gpu_compile.py prints shared memory and spills); it is not tuned by timing.
+
+    Example:
+        >>> _query_block(64, torch.bfloat16, backward=True), _query_block(256, torch.bfloat16, backward=False)
+        (64, 64)
+    """
+    engine = "fp32" if dtype == torch.float32 else "tensor_core"
+    return QUERY_BLOCKS[(engine, "backward" if backward else "forward")].get(n_pad, n_pad)
+
+
+def _launch_geometry(q: torch.Tensor, window_size: int, backward: bool, block_m: Optional[int] = None):
     batch, height, width, heads, head_dim = q.shape
     n_win_h = -(-height // window_size)
     n_win_w = -(-width // window_size)
     n_pad = _next_pow2(window_size * window_size)
     d_pad = _next_pow2(head_dim)
+    block_m = block_m or _query_block(n_pad, q.dtype, backward)
     num_warps = 4 if n_pad <= 64 else 8
-    return batch, height, width, heads, head_dim, n_win_h, n_win_w, n_pad, d_pad, num_warps
+    return batch, height, width, heads, head_dim, n_win_h, n_win_w, n_pad, block_m, d_pad, num_warps
 
 
 def _strides5(t: torch.Tensor) -> Tuple[int, ...]:
@@ -431,21 +497,24 @@ def _strides5(t: torch.Tensor) -> Tuple[int, ...]:
 
 def _launch_forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor, window_size: int, shift_size: int,
-    scale: float, out: Optional[torch.Tensor] = None,
+    scale: float, out: Optional[torch.Tensor] = None, block_m: Optional[int] = None,
 ) -> torch.Tensor:
-    """Run the forward kernel; ``out`` (shape of q) may be given, e.g. poisoned, by tests."""
-    batch, height, width, heads, head_dim, n_win_h, n_win_w, n_pad, d_pad, num_warps = _launch_geometry(q, window_size)
+    """Run the forward kernel; ``out`` (shape of q) may be given, e.g. poisoned, and ``block_m``
+    (queries per program, a power of two >= 16) forced, by tests."""
+    batch, height, width, heads, head_dim, n_win_h, n_win_w, n_pad, block_m, d_pad, num_warps = _launch_geometry(
+        q, window_size, False, block_m
+    )
     if out is None:
         out = q.new_empty(q.shape)
     if q.numel() == 0:
         return out
-    grid = (batch * n_win_h * n_win_w, heads)
+    grid = (batch * n_win_h * n_win_w, heads, triton.cdiv(window_size * window_size, block_m))
     _window_attention_fwd_kernel[grid](
         q, k, v, table, out,
         *_strides5(q), *_strides5(k), *_strides5(v), *_strides5(out),
         table.stride(0), table.stride(1),
         height, width, n_win_h, n_win_w, head_dim, float(scale),
-        WINDOW=window_size, SHIFT=shift_size, N_PAD=n_pad, D_PAD=d_pad, **_dot_options(q.dtype),
+        WINDOW=window_size, SHIFT=shift_size, N_PAD=n_pad, BLOCK_M=block_m, D_PAD=d_pad, **_dot_options(q.dtype),
         num_warps=num_warps,
     )
     return out
@@ -464,10 +533,13 @@ def _launch_backward(
     grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
     window_size: int, shift_size: int, scale: float,
     dq: Optional[torch.Tensor] = None, dk: Optional[torch.Tensor] = None, dv: Optional[torch.Tensor] = None,
-    dtable: Optional[torch.Tensor] = None, windows_per_program: Optional[int] = None,
+    dtable: Optional[torch.Tensor] = None, windows_per_program: Optional[int] = None, block_m: Optional[int] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the backward kernels; outputs may be given (e.g. poisoned) by tests. dq, dk, dv must share strides."""
-    batch, height, width, heads, head_dim, n_win_h, n_win_w, n_pad, d_pad, num_warps = _launch_geometry(q, window_size)
+    """Run the backward kernels; outputs may be given (e.g. poisoned), and the windows per program
+    and queries per block forced, by tests. dq, dk, dv must share strides."""
+    batch, height, width, heads, head_dim, n_win_h, n_win_w, n_pad, block_m, d_pad, num_warps = _launch_geometry(
+        q, window_size, True, block_m
+    )
     dq = q.new_empty(q.shape) if dq is None else dq
     dk = q.new_empty(q.shape) if dk is None else dk
     dv = q.new_empty(q.shape) if dv is None else dv
@@ -484,7 +556,7 @@ def _launch_backward(
             *_strides5(q), *_strides5(k), *_strides5(v), *_strides5(grad_out), *_strides5(dq),
             table.stride(0), table.stride(1),
             height, width, n_win_h, n_win_w, head_dim, float(scale), total_windows,
-            WINDOW=window_size, SHIFT=shift_size, N_PAD=n_pad, D_PAD=d_pad,
+            WINDOW=window_size, SHIFT=shift_size, N_PAD=n_pad, BLOCK_M=block_m, D_PAD=d_pad,
             WINDOWS_PER_PROGRAM=per_program, **_dot_options(q.dtype), num_warps=num_warps,
         )
     block_e = 32
@@ -562,7 +634,7 @@ def window_attention(
             (``qkv(x).unflatten(-1, (3, heads, head_dim))`` and index 0/1/2: strided views are fine).
             H, W need not be multiples of ``window_size`` (timm's zero padding, see module doc).
         rel_pos_bias: the ((2·window_size − 1)², heads) relative position bias table B̂.
-        window_size: M, the window side (Triton: M ≤ 11, head_dim ≤ 64).
+        window_size: M, the window side (Triton: M ≤ 12, head_dim ≤ 64).
         shift_size: cyclic shift s, 0 ≤ s < M; s > 0 applies the −100 SW-MSA mask.
         scale: logit scale, default head_dim ** −0.5.
         backend: ``"auto"`` / ``"triton"`` / ``"torch"`` (default: the process setting).

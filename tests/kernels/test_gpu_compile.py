@@ -62,16 +62,14 @@ SIMAM_SHAPES = [(2, 2048, 1, 1), (2, 512, 7, 7), (2, 64, 14, 14), (2, 256, 28, 2
 ECA_SHAPES_AND_K = [((2, 1, 7, 7), 1), ((2, 3, 7, 7), 3), ((2, 64, 56, 56), 3), ((2, 256, 14, 14), 5),
                     ((2, 2048, 7, 7), 7), ((2, 512, 1, 1), 7), ((2, 512, 28, 28), 9), ((2, 96, 7, 7), 11)]
 SE_SHAPES = [(2, 2048, 1, 1), (2, 16, 112, 112), (2, 64, 56, 56), (2, 256, 7, 7), (2, 3, 5, 5)]
-# (window, shift, heads, head_dim, H = W): windows 1..12 cover every N_PAD (16, 32, 64, 128, 256),
-# head dims 16..64 every D_PAD (16, 32, 64); 56x56 maps and many heads reach WINDOWS_PER_PROGRAM > 1.
-# Windows above the module's MAX_TRITON_WINDOW are skipped: window_attention() never launches them.
+# (window, shift, heads, head_dim, H = W): windows 1..12 cover every N_PAD (16, 32, 64, 128, 256; 256
+# with query blocks), head dims 16..64 every D_PAD (16, 32, 64); 56x56 maps and many heads reach
+# WINDOWS_PER_PROGRAM > 1. Windows above the module's MAX_TRITON_WINDOW would be skipped:
+# window_attention() never launches them.
 WINDOW_CASES = [(1, 0, 2, 16, 3), (2, 1, 3, 24, 6), (4, 2, 4, 32, 8), (5, 2, 2, 48, 10), (7, 0, 3, 32, 56),
                 (7, 3, 6, 32, 14), (8, 4, 4, 64, 16), (10, 5, 2, 16, 20), (11, 5, 2, 64, 11),
-                (12, 0, 2, 64, 24), (12, 6, 4, 32, 12)]
-# fp32 tl.dot ("ieee", no tensor cores) on 64+ slots takes ptxas 3-300 s per kernel (heavy register
-# spilling): those configurations are compiled only with PLUGATTN_AOT_FULL=1 (they all pass for M <= 11).
+                (12, 0, 2, 64, 24), (12, 6, 4, 32, 12), (12, 6, 2, 16, 12)]
 FULL = os.environ.get("PLUGATTN_AOT_FULL", "0") not in ("", "0")
-WINDOW_FP32_DEFAULT_MAX = 5
 
 
 def _rotated(dtypes: tuple, shift: int) -> tuple:
@@ -155,8 +153,6 @@ def _record_window_attention(recorder: _LaunchRecorder, backward: bool) -> None:
         if window > wa.MAX_TRITON_WINDOW or case[3] > wa.MAX_TRITON_HEAD_DIM:
             continue
         for dtype in _rotated(DTYPES, i):
-            if dtype == torch.float32 and window > WINDOW_FP32_DEFAULT_MAX and not FULL:
-                continue
             q, k, v, table = _window_inputs(case, dtype)
             if backward:
                 wa._launch_backward(torch.empty_like(q), q, k, v, table, window, shift, 0.125)

@@ -37,6 +37,8 @@ GPU_CASES = [  # real Triton only: Swin-T stage shapes (batch 2) and the largest
     (1, 7, 7, 24, 32, 7, 0),
     (2, 30, 27, 4, 64, 11, 5),
     (2, 20, 20, 2, 16, 5, 2),
+    (2, 24, 36, 4, 32, 12, 6),  # 12x12 windows: query blocks (Swin-B/L at 384 px)
+    (1, 25, 13, 2, 64, 12, 0),
 ]
 
 
@@ -151,21 +153,47 @@ def test_triton_matches_reference_on_gpu(case, dtype):
     _compare_triton_with_float64(case, dtype, "cuda")
 
 
+def _check_poisoned_launch(case, dtype, seed, **launch):
+    """Launch forward and backward into NaN-filled outputs and compare every one with float64."""
+    m, s = case[5], case[6]
+    q, k, v, table = make_inputs(case, dtype, seed, DEVICE)
+    scale = case[4] ** -0.5
+    nan = float("nan")
+    block_m = launch.pop("block_m", None)
+    out = wa._launch_forward(q, k, v, table, m, s, scale, out=torch.full(q.shape, nan, dtype=dtype, device=DEVICE),
+                             block_m=block_m)
+    exact = [t.double().requires_grad_(True) for t in (q, k, v, table)]
+    y_exact = wa.window_attention_reference(*exact, m, s, scale)
+    assert_rel_close(out, y_exact, dtype=dtype, what="output")
+    grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+    y_exact.backward(grad_out)
+    poisoned = [torch.full(t.shape, nan, dtype=dtype, device=DEVICE) for t in (q, k, v, table)]
+    grads = wa._launch_backward(grad_out.to(dtype=dtype, device=DEVICE), q, k, v, table, m, s, scale, *poisoned,
+                                block_m=block_m, **launch)
+    for name, ours, ref in zip(("dq", "dk", "dv", "d_table"), grads, exact):
+        assert_rel_close(ours, ref.grad, dtype=dtype, what=name)
+
+
 @pytest.mark.parametrize("windows_per_program", [1, 5])
 def test_poisoned_outputs_are_fully_written(windows_per_program):
-    case = (2, 5, 7, 2, 16, 3, 1)  # 12 windows: 5 per program leaves a partial last program
-    q, k, v, table = make_inputs(case, torch.float32, 3, DEVICE)
-    nan = float("nan")
-    out = wa._launch_forward(q, k, v, table, 3, 1, 0.25, out=torch.full(q.shape, nan, device=DEVICE))
-    assert_rel_close(out, wa.window_attention_reference(q.double(), k.double(), v.double(), table.double(), 3, 1, 0.25),
-                     dtype=torch.float32)
-    grad_out = torch.randn(q.shape, device=DEVICE)
-    poisoned = [torch.full(q.shape, nan, device=DEVICE) for _ in range(3)] + [torch.full(table.shape, nan, device=DEVICE)]
-    grads = wa._launch_backward(grad_out, q, k, v, table, 3, 1, 0.25, *poisoned, windows_per_program=windows_per_program)
-    exact = [t.double().requires_grad_(True) for t in (q, k, v, table)]
-    wa.window_attention_reference(*exact, 3, 1, 0.25).backward(grad_out.double())
-    for name, ours, ref in zip(("dq", "dk", "dv", "d_table"), grads, exact):
-        assert_rel_close(ours, ref.grad, dtype=torch.float32, what=name)
+    # 12 windows: 5 per program leaves a partial last program
+    _check_poisoned_launch((2, 5, 7, 2, 16, 3, 1), torch.float32, 3, windows_per_program=windows_per_program)
+
+
+@pytest.mark.parametrize("block_m,windows_per_program", [(16, 1), (16, 3), (32, 2)])
+def test_query_blocks(block_m, windows_per_program):
+    # a 6x6 window (36 tokens, 64 slots) in query blocks, as a 12x12 window runs: 16 -> three blocks, the
+    # last one mostly padding; 8 windows over 3 per program leave a partial last program
+    _check_poisoned_launch((2, 11, 13, 2, 16, 6, 3), torch.float32, 5, block_m=block_m,
+                           windows_per_program=windows_per_program)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_window_12_uses_query_blocks(dtype):
+    # Swin's largest window with the launchers' own block sizes: 144 tokens in 256 slots, shifted and padded
+    assert all(wa._query_block(256, dtype, backward) < 256 for backward in (False, True))
+    assert wa.triton_unsupported_reason(12, 64) is None
+    _compare_triton_with_float64((1, 13, 12, 1, 16, 12, 5), dtype, DEVICE)
 
 
 def test_opcheck():
@@ -210,3 +238,17 @@ def test_bad_arguments(change, match):
     args.update(change)
     with pytest.raises(ValueError, match=match):
         wa.window_attention(args["q"], args["k"], args["v"], args["table"], args["window_size"], args["shift_size"])
+
+
+def test_benchmark_script_runs_both_stage_sets():
+    from bench.window import SWIN_B_384_STAGES, bench_op, main, run_benchmarks
+
+    rows = main(["--device", "cpu", "--quick", "--impls", "eager", "sdpa", "--dtypes", "fp32", "--modes", "fwd"])
+    assert [row["impl"] for row in rows] == ["eager", "sdpa"] * 2
+    assert all(row["ms"] > 0 and " w7 " in row["shape"] for row in rows)
+    # the window-12 stage shapes (Swin-B at 384 px) are well formed: the smallest one runs
+    name, side, channels, heads, window, shift = SWIN_B_384_STAGES[3]
+    assert (side, channels // heads, window, shift) == (12, 32, 12, 0)
+    assert bench_op("sdpa", SWIN_B_384_STAGES[3], 1, "fp32", "fwd+bwd", torch.device("cpu"), 0, 1) > 0
+    with pytest.raises(ValueError, match=r"stage_set must be one of \['swin_b_384', 'swin_t'\], got 'swin_s'"):
+        run_benchmarks("cpu", stage_set="swin_s")
