@@ -522,7 +522,7 @@ def _launch_forward(
 
 def _default_windows_per_program(total_windows: int, heads: int) -> int:
     # Enough programs to fill a GPU (~1000), while summing dscore over several windows per program
-    # to cut the atomic traffic into the (heads, N, N) buffer.
+    # (when one block holds all of a window's queries) to cut the atomic traffic into the (heads, N, N) buffer.
     per_program = 1
     while per_program < 8 and total_windows * heads // (2 * per_program) >= 1024:
         per_program *= 2
