@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 
 from ..inject import inject_attention
-from ..inject.report import InjectionReport
+from ..inject.identity import INITS, IdentityGate
+from ..inject.report import InjectionReport, identity_lines
 from .kernel_backends import record_backends, summarize
 from .measure import MAC_COUNTING_NOTE, count_macs, count_parameters, median_forward_ms
 from .models import build_model, check_attention
@@ -65,6 +66,7 @@ def build_injected(
     batch_size: int = 1,
     seed: int = 0,
     device: str = "cpu",
+    init: str = "default",
 ) -> Injected:
     """Build ``model_spec`` with random weights from ``seed`` and inject ``attention`` at ``selector``.
 
@@ -90,7 +92,7 @@ def build_injected(
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn((batch_size, *size), generator=generator)
     _check_model_accepts(base, example, name)
-    model = inject_attention(base, attention, selector, where=position, example_input=example)
+    model = inject_attention(base, attention, selector, where=position, example_input=example, init=init)
     model.eval()
     return Injected(name, base.to(device), model.to(device), example.to(device))
 
@@ -164,6 +166,18 @@ def path_line(report: InjectionReport) -> str:
     return f"forward hooks (fallback{reason})"
 
 
+def _logits(output: object) -> torch.Tensor:
+    return output if isinstance(output, torch.Tensor) else output[0]
+
+
+def insertion_difference(injected: Injected) -> float:
+    """max |injected(x) - host(x)| over the logits, eval mode, on the example input."""
+    with torch.no_grad():
+        before = _logits(injected.base(injected.example)).float()
+        after = _logits(injected.model(injected.example)).float()
+    return (after - before).abs().max().item()
+
+
 def forward_backward(injected: Injected) -> Tuple[torch.Size, int, int, List[Tuple[str, str, int]]]:
     """A training-mode forward and backward pass on the example input.
 
@@ -172,12 +186,13 @@ def forward_backward(injected: Injected) -> Tuple[torch.Size, int, int, List[Tup
     """
     model, report = injected.model, injected.report
     attention_modules: Dict[str, nn.Module] = {s.attention: model.get_submodule(s.attention) for s in report.sites}
+    # an identity gate's backend is its attention's (a hook there also makes the gate call it)
+    recorded = {name: getattr(m, "attention", m) if isinstance(m, IdentityGate) else m for name, m in attention_modules.items()}
     model.train()
     model.zero_grad(set_to_none=True)
     try:
-        with record_backends(attention_modules) as backends:
-            output = model(injected.example)
-        logits = output if isinstance(output, torch.Tensor) else output[0]
+        with record_backends(recorded) as backends:
+            logits = _logits(model(injected.example))
         logits.float().square().mean().backward()
     except (RuntimeError, ValueError) as error:  # e.g. BatchNorm on a 1×1 map of a batch of one
         shape = "×".join(map(str, injected.example.shape))
@@ -215,6 +230,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed of the weights (default: 0)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="device for the forward/backward and timing (default: cuda when available)")
+    parser.add_argument("--init", choices=INITS, default="default",
+                        help="'identity': the injected model computes exactly what the model computes until the "
+                        "attention learns (a zero-initialised gate per channel); default: each module's own init")
     parser.add_argument("--save", metavar="FILE", help="write the injected model's state_dict here (torch.save)")
     parser.set_defaults(run=run)
 
@@ -237,7 +255,8 @@ def run(args: argparse.Namespace) -> int:
     if args.save and not Path(args.save).resolve().parent.is_dir():
         raise ValueError(f"--save {args.save}: folder {Path(args.save).resolve().parent} does not exist; create it first")
     injected = build_injected(
-        args.model, args.attention, selector, position, args.input_size, args.batch_size, args.seed, args.device
+        args.model, args.attention, selector, position, args.input_size, args.batch_size, args.seed, args.device,
+        args.init,
     )
     report = injected.report
     if args.save:
@@ -249,6 +268,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"path: {path_line(report)}")
     print(f"\nsites ({len(report.sites)}):")
     print(sites_table(report))
+    for line in identity_lines(report.sites):
+        print(line.strip())
+    delta = insertion_difference(injected)
+    print(f"output at insertion (init {args.init}, eval, example input): max |delta logits| = {delta:.6g}"
+          + (" (the host's outputs exactly)" if delta == 0 else ""))
 
     params = (count_parameters(injected.base), count_parameters(injected.model))
     macs = (count_macs(injected.base, injected.example), count_macs(injected.model, injected.example))
@@ -261,6 +285,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  output shape: {tuple(out_shape)}")
     if n_attention_params:
         print(f"  attention parameter tensors with a finite nonzero gradient: {with_grad}/{n_attention_params}")
+        if any(s.init == "identity" for s in report.sites):
+            print("  (init identity: before the first optimizer step only the gates, and the zero-initialised last layers "
+                  "of modules that start as the identity, have a gradient; every parameter has one after one step)")
     else:
         print("  attention parameters: none (parameter-free module)")
     for class_name, backend, count in backends:

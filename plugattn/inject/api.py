@@ -18,6 +18,7 @@ from .._validate import check_choice
 from ..attention.registry import ATTENTION, AttentionSpec, create_attention
 from .graph_module import graph_module_like, set_class_name
 from .hooks import attach_hook
+from .identity import INITS, identity_factory, record_init, settle_gate
 from .placement import attention_base_name, choose_owner, qualified, unique_child_name
 from .report import REPORT_ATTRIBUTE, InjectionReport, InjectionSite
 from .rewrite import insert_after, insert_before, insert_on_branch, site_nodes, trace_block
@@ -57,6 +58,7 @@ def inject_attention(
     branch: Optional[SelectorSpec] = None,
     mode: str = "auto",
     example_input: Any = None,
+    init: str = "default",
     **attention_kwargs: Any,
 ) -> nn.Module:
     """A copy of ``model`` with ``attention`` inserted at every module the selector matches.
@@ -73,6 +75,9 @@ def inject_attention(
             (fx, else hook; the report says which and why).
         example_input: a tensor (or tuple of positional inputs) for channel inference; default
             (1, 3, 224, 224), or the timm ``pretrained_cfg`` input size.
+        init: ``"default"`` (each module's own initialisation) or ``"identity"``: the model computes
+            exactly what ``model`` computes until the attention learns (a zero-initialised per-channel
+            gate, see :mod:`plugattn.inject.identity`).
         **attention_kwargs: passed to the attention constructor (``reduction=8``).
 
     Returns:
@@ -89,6 +94,7 @@ def inject_attention(
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
     spec, position = _selector_and_position(selector, where, after, before, branch)
     check_choice("mode", mode, MODES)
+    check_choice("init", init, INITS)
     _check_attention_spec(attention)
     chosen = resolve_selector(spec)
 
@@ -118,6 +124,7 @@ def inject_attention(
     sites: List[InjectionSite] = []
     skipped: List[str] = []
     base = attention_base_name(attention)
+    build = identity_factory(attention) if init == "identity" else attention
     for name, module in matches:
         record = values.get(name)
         if record is None or record.calls == 0:
@@ -129,15 +136,16 @@ def inject_attention(
                 "inject_attention needs one call per matched module -- select its parent block instead"
             )
         if position == "branch":
-            sites.append(_inject_branch(result, name, module, record, attention, base, attention_kwargs))
+            sites.append(_inject_branch(result, name, module, record, build, base, attention_kwargs))
         else:
             sites.append(
-                _inject_at(result, name, module, record, position, attention, base, attention_kwargs, used_mode)
+                _inject_at(result, name, module, record, position, build, base, attention_kwargs, used_mode)
             )
     if not sites:
         raise ValueError(
             f"selector {chosen.describe()} matched {', '.join(skipped)}, but none is called in forward"
         )
+    sites = [record_init(site, result, init) for site in sites]
     if isinstance(result, fx.GraphModule) and used_mode == "fx":
         result.graph.lint()
         result.recompile()
@@ -231,6 +239,7 @@ def _build_attention(
                 f"site {where}: attention {type(module).__name__} maps {tuple(feature_map.shape)} to {found}; "
                 "it must keep the (B, C, H, W) shape"
             )
+        module = settle_gate(module, feature_map)  # init="identity": no gate on a module that already is the identity
     module.train(like.training)
     return module
 

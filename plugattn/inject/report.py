@@ -20,8 +20,11 @@ class InjectionSite:
         channels: C of the (B, C, H, W) feature map the attention sees.
         attention: qualified name of the new module (``"layer1.0.eca"``).
         attention_class: class name of the new module (``"ECALayer"``).
-        params: number of parameters it adds.
+        params: number of parameters it adds (gate included).
         shape: the example feature-map shape found at the site.
+        init: ``"default"`` or ``"identity"`` (see :mod:`plugattn.inject.identity`).
+        gate_params: parameters of the identity gate (C), 0 without one; a gated site's module at
+            ``attention`` is an ``IdentityGate`` holding the ``attention_class`` module as ``.attention``.
     """
 
     site: str
@@ -35,6 +38,8 @@ class InjectionSite:
     # For "branch": the rewritten block's original class, emptied of children and tensors, so
     # remove_attention can rebuild it (see removal.py). Not shown.
     original_block: Optional[nn.Module] = field(default=None, repr=False, compare=False)
+    init: str = "default"
+    gate_params: int = 0
 
 
 @dataclass
@@ -77,7 +82,31 @@ class InjectionReport:
                 f"{s.attention + ' (' + s.attention_class + ')':<32} {s.params:>7}"
             )
         lines.append(f"  total parameters added: {self.params_added}")
+        lines.extend(identity_lines(self.sites))
         return "\n".join(lines)
+
+
+def identity_lines(sites: List[InjectionSite]) -> List[str]:
+    """The report's lines on ``init="identity"`` sites: how many are gated, what the gates cost.
+
+    Example:
+        >>> identity_lines([InjectionSite("a", "A", "after", 8, "a.se", "SELayer", 50, init="identity", gate_params=8)])
+        ['  init identity: 1 of 1 sites gated, y = x + gamma * (attn(x) - x) with gamma (C,) = 0: 8 gate parameters (in the total)']
+    """
+    identity = [s for s in sites if s.init == "identity"]
+    if not identity:
+        return []
+    gated = [s for s in identity if s.gate_params]
+    lines = []
+    if gated:
+        lines.append(
+            f"  init identity: {len(gated)} of {len(sites)} sites gated, y = x + gamma * (attn(x) - x) with gamma (C,) = 0: "
+            f"{sum(s.gate_params for s in gated):,} gate parameters (in the total)"
+        )
+    ungated = sorted({s.attention_class for s in identity if not s.gate_params})
+    if ungated:
+        lines.append(f"  init identity: {', '.join(ungated)} already the identity at init, inserted without a gate")
+    return lines
 
 
 def get_injection_report(model: nn.Module) -> InjectionReport:
