@@ -9,6 +9,14 @@ Example:
     86
 """
 from .api import inject_attention
+from .finetune import (
+    added_module_names,
+    added_parameters,
+    host_parameters,
+    named_added_parameters,
+    named_host_parameters,
+)
+from .identity import IdentityGate
 from .removal import remove_attention
 from .report import InjectionReport, InjectionSite, get_injection_report
 from .residual import find_residual_add
@@ -25,4 +33,10 @@ __all__ = [
     "Selector",
     "resolve_selector",
     "UntraceableError",
+    "IdentityGate",
+    "added_module_names",
+    "added_parameters",
+    "named_added_parameters",
+    "host_parameters",
+    "named_host_parameters",
 ]
