@@ -19,7 +19,8 @@ the change it makes to the features,
   (``dy/da = gamma = 0``); after one optimizer step gamma is nonzero and every attention parameter
   gets its gradient.
 * **Already the identity**: a module that computes ``attn(x) == x`` at initialisation (GC with add
-  fusion and GCT zero-initialise their last layer; or a user module) is inserted ungated. Gating it
+  fusion zero-initialises its last convolution, GCT its gate; or a user module; checked on a random
+  map of the site's shape) is inserted ungated. Gating it
   would freeze it: ``a - x = 0`` gives gamma no gradient and ``gamma = 0`` gives the attention none.
 * **Zero-initialised layers under a gate** (SRM's style integration, GC's last convolution with mul
   fusion) only existed to start the block gently; under a closed gate they would delay learning by
@@ -107,8 +108,10 @@ def identity_factory(attention: AttentionSpec) -> Callable[..., nn.Module]:
 
 
 def starts_as_identity(module: nn.Module, feature_map: torch.Tensor) -> bool:
-    """Whether ``module`` returns ``feature_map`` unchanged, in eval and in train mode (on a copy, so
-    no running statistics move). A module that fails in train mode on this input counts as not.
+    """Whether ``module`` returns a random map shaped like ``feature_map`` unchanged, in eval and in
+    train mode (on a copy, so no running statistics move). Random, not the site's own map: that can
+    be degenerate (timm's ResNet branches are exactly 0 at init, zero_init_last), and every
+    attention returns 0 for 0. A module that fails in train mode on the probe counts as not.
 
     Example:
         >>> from plugattn.attention import GCModule, SELayer
@@ -116,20 +119,21 @@ def starts_as_identity(module: nn.Module, feature_map: torch.Tensor) -> bool:
         >>> starts_as_identity(GCModule(16, reduction=4), x), starts_as_identity(SELayer(16), x)
         (True, False)
     """
+    probe_input = torch.randn(feature_map.shape, generator=torch.Generator().manual_seed(0)).to(feature_map)
     with inference_run(module):
-        if not torch.equal(module(feature_map), feature_map):
+        if not torch.equal(module(probe_input), probe_input):
             return False
     probe = copy.deepcopy(module).train()
     try:
         with torch.no_grad():
-            return torch.equal(probe(feature_map), feature_map)
+            return torch.equal(probe(probe_input), probe_input)
     except (RuntimeError, ValueError):  # e.g. BatchNorm on one 1x1 sample
         return False
 
 
 def settle_gate(module: nn.Module, feature_map: torch.Tensor) -> nn.Module:
     """For an :class:`IdentityGate` about to be inserted at a site whose input is ``feature_map``:
-    the bare attention when it is already the identity there, else the gate, with zero-initialised
+    the bare attention when it is already the identity (:func:`starts_as_identity`), else the gate, with zero-initialised
     Conv/Linear weights of the attention re-initialised (see the module docstring). Anything else
     is returned as is.
 

@@ -239,3 +239,13 @@ def test_state_dict_keys_removal_report_and_tracing(image32):
 def test_unknown_init_is_refused(image32):
     with pytest.raises(ValueError, match=r"init must be one of 'default', 'identity', got 'identty'; did you mean 'identity'\?"):
         inject_attention(TinyResNet(), "eca", after="ResidualBlock", example_input=image32, init="identty")
+
+
+def test_a_zero_feature_map_does_not_pass_for_an_identity_module():
+    """timm's ResNet branches are exactly 0 at random init (zero_init_last) and SE(0) == 0; SE is still
+    gated, because the identity test runs on a random map, not on the site's own."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    host = timm.create_model("resnet18", pretrained=False, num_classes=5).eval()
+    model = inject_attention(host, "se", branch="BasicBlock", example_input=X16[:1], init="identity")
+    assert all(s.gate_params == s.channels for s in model.injection_report.sites)
