@@ -41,7 +41,7 @@ def make_bars(count: int, size: int, seed: int) -> Tuple[torch.Tensor, torch.Ten
     distance = (xx * torch.sin(angle)[:, None, None] - yy * torch.cos(angle)[:, None, None]) - offset[:, None, None]
     bar = torch.exp(-(distance / 0.15) ** 2)
     color = torch.rand(count, 3, 1, 1, generator=generator) * 0.5 + 0.5
-    noise = torch.randn(count, 3, size, size, generator=generator) * 1.2
+    noise = torch.randn(count, 3, size, size, generator=generator) * 0.9
     return bar[:, None] * color + noise, labels
 
 
@@ -84,7 +84,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
     parser.add_argument("--train-size", type=int, default=512)
     parser.add_argument("--test-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--train-steps", type=int, default=60, help="steps of the first training")
+    parser.add_argument("--train-steps", type=int, default=120, help="steps of the first training")
     parser.add_argument("--finetune-steps", type=int, default=30)
     parser.add_argument("--attention", default="se")
     parser.add_argument("--checkpoint", type=Path, help="where to save the trained model (default: a temporary file)")
@@ -97,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
 
     # 1. the "pretrained" model
     model = small_resnet()
-    train(model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), train_images, train_labels,
+    train(model, torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9), train_images, train_labels,
           args.train_steps, args.batch_size, seed=args.seed)
     trained = evaluate(model, test_images, test_labels)
     print(f"trained ResNet-10 ({args.train_steps} steps): test loss {trained[0]:.4f}, accuracy {trained[1]:.3f}")
