@@ -7,7 +7,7 @@
    ``init="default"`` would start from a damaged model (printed for comparison).
 3. Fine-tune a few steps, the added parameters at a 10x higher learning rate, and print the curve.
 
-Runs on CPU in about a minute with the defaults; ``--help`` lists the size flags.
+Runs on CPU in about 30 s (2 cores) with the defaults; ``--help`` lists the size flags.
 
     python examples/finetune_with_attention.py
 """
