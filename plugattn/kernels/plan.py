@@ -90,8 +90,10 @@ def launch_plan(op: str, shape: Sequence[int], dtype: torch.dtype = torch.float3
     ``device`` is "h100", "h200", a :class:`DeviceSpec` or a CUDA ``torch.device``. Each op file
     registers its planner with :func:`register_planner`; the op's launcher uses the same planner.
     """
-    # the op files register their planners on import
-    from . import eca, se, simam, window_attention  # noqa: F401
+    # the op files register their planners when the package imports them
+    import importlib
+
+    importlib.import_module(__package__)
 
     check_choice("op", op, tuple(sorted(_PLANNERS)))
     return _PLANNERS[op](tuple(int(s) for s in shape), dtype, channels_last, resolve_device(device))

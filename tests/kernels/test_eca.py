@@ -1,4 +1,4 @@
-"""ECA kernels (plugattn/kernels/eca.py): fused Triton forward/backward against the PyTorch reference,
+"""ECA kernels (plugattn/kernels/eca_kernel.py): fused Triton forward/backward against the PyTorch reference,
 the reference against float64, dispatch, torch.library registration, FX / compile / export."""
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from .kernel_cases import DTYPES, LAYOUTS, SHAPES, case_id, compare_with_float64
 from plugattn import kernels
 from plugattn.testing import assert_rel_close
 
-# plugattn.kernels.eca is the function; the file holding it is reached through importlib
-eca_file = importlib.import_module("plugattn.kernels.eca")
+# plugattn.kernels.eca is the function, plugattn.kernels.eca_kernel the file holding it
+eca_file = importlib.import_module("plugattn.kernels.eca_kernel")
 
 CASES = [(s, d, l) for s in SHAPES for d in DTYPES for l in LAYOUTS if d == torch.float32 or s == SHAPES[0]]
 

@@ -101,7 +101,7 @@ class _LaunchRecorder:
 
 
 def _record_simam(recorder: _LaunchRecorder) -> None:
-    simam = importlib.import_module("plugattn.kernels.simam")
+    simam = importlib.import_module("plugattn.kernels.simam_kernel")
     simam.launch = recorder.launch
     for i, shape in enumerate(SIMAM_SHAPES):
         for dtype in _rotated(DTYPES, i):
@@ -112,7 +112,7 @@ def _record_simam(recorder: _LaunchRecorder) -> None:
 
 
 def _record_eca(recorder: _LaunchRecorder) -> None:
-    eca = importlib.import_module("plugattn.kernels.eca")
+    eca = importlib.import_module("plugattn.kernels.eca_kernel")
     eca.launch = recorder.launch
     for i, (shape, k) in enumerate(ECA_SHAPES_AND_K):
         for dtype in _rotated(DTYPES, i):
@@ -125,7 +125,7 @@ def _record_eca(recorder: _LaunchRecorder) -> None:
 
 def _record_se(recorder: _LaunchRecorder) -> None:
     common = importlib.import_module("plugattn.kernels._common")
-    se = importlib.import_module("plugattn.kernels.se")
+    se = importlib.import_module("plugattn.kernels.se_kernel")
     common.launch = recorder.launch
     for i, shape in enumerate(SE_SHAPES):
         c = shape[1]

@@ -1,4 +1,4 @@
-"""SE kernels (plugattn/kernels/se.py): Triton squeeze/scale with the fp32 excitation against the
+"""SE kernels (plugattn/kernels/se_kernel.py): Triton squeeze/scale with the fp32 excitation against the
 PyTorch reference, the reference against float64, dispatch, torch.library registration,
 FX / compile / export."""
 from __future__ import annotations
@@ -14,8 +14,8 @@ from .kernel_cases import DTYPES, LAYOUTS, SHAPES, case_id, compare_with_float64
 from plugattn import kernels
 from plugattn.testing import assert_rel_close
 
-# plugattn.kernels.se is the function; the file holding it is reached through importlib
-se_file = importlib.import_module("plugattn.kernels.se")
+# plugattn.kernels.se is the function, plugattn.kernels.se_kernel the file holding it
+se_file = importlib.import_module("plugattn.kernels.se_kernel")
 
 CASES = [(s, d, l) for s in SHAPES for d in DTYPES for l in LAYOUTS if d == torch.float32 or s == SHAPES[0]]
 VARIANTS = [("relu", "sigmoid", True, False), ("silu", "hardsigmoid", False, True), ("silu", "sigmoid", True, True)]

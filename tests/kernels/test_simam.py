@@ -1,4 +1,4 @@
-"""SimAM kernels (plugattn/kernels/simam.py): Triton forward/backward against the PyTorch reference,
+"""SimAM kernels (plugattn/kernels/simam_kernel.py): Triton forward/backward against the PyTorch reference,
 the reference against float64, dispatch, torch.library registration, FX / compile / export."""
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from .kernel_cases import DTYPES, LAYOUTS, SHAPES, case_id, compare_with_float64
 from plugattn import kernels
 from plugattn.testing import assert_rel_close
 
-# plugattn.kernels.simam is the function; the file holding it is reached through importlib
-simam_file = importlib.import_module("plugattn.kernels.simam")
+# plugattn.kernels.simam is the function, plugattn.kernels.simam_kernel the file holding it
+simam_file = importlib.import_module("plugattn.kernels.simam_kernel")
 
 CASES = [(s, d, l) for s in SHAPES for d in DTYPES for l in LAYOUTS if d == torch.float32 or s == SHAPES[0]]
 
