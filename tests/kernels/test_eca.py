@@ -33,11 +33,9 @@ def test_triton_matches_reference(shape, dtype, layout):
 
 @pytest.mark.parametrize("k", [1, 5, 9])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_several_channel_blocks_and_kernel_sizes(monkeypatch, k, layout):
-    """With at most 32 channels (owned + halo) per program, 37 channels span several blocks, so the
-    halo exchange between neighbouring blocks is exercised (backward halo 2·(k // 2) = 8 at k = 9)."""
-    monkeypatch.setattr(eca_file, "MAX_EXT", 32)
-    x = make_feature_map((2, 37, 3, 4), torch.float32, layout, seed=k)
+def test_several_channel_blocks_and_kernel_sizes(k, layout):
+    """70 channels span several channel blocks of a channels-last tile (64 wide); k up to 9."""
+    x = make_feature_map((2, 70, 3, 4), torch.float32, layout, seed=k)
     compare_with_float64(
         lambda t, w: kernels.eca(t, w, backend="triton"), eca_file.eca_reference, [x, conv_weight(k, torch.float32)]
     )
@@ -67,7 +65,7 @@ def test_dispatch_and_bad_weight(monkeypatch):
     x = make_feature_map((1, 4, 3, 3), torch.float32, "contiguous")
     w = conv_weight(3, torch.float32)
     calls = []
-    monkeypatch.setattr(eca_file, "eca_op", lambda t, v: calls.append(1) or eca_file.eca_reference(t, v))
+    monkeypatch.setattr(eca_file, "eca_op", lambda t, v, g: calls.append(1) or eca_file.eca_reference(t, v, g))
     kernels.eca(x, w)  # process default "auto", CPU tensor: PyTorch
     assert calls == []
     kernels.eca(x, w, backend="triton")
@@ -79,8 +77,8 @@ def test_dispatch_and_bad_weight(monkeypatch):
 def test_opcheck():
     x = make_feature_map((1, 5, 3, 4), torch.float32, "channels_last")
     w = conv_weight(3, torch.float32)
-    torch.library.opcheck(eca_file.eca_op, (x.requires_grad_(True), w.requires_grad_(True)))
-    torch.library.opcheck(eca_file.eca_backward_op, (torch.randn(1, 5, 3, 4) + 0.1, x.detach(), w.detach()))
+    torch.library.opcheck(eca_file.eca_op, (x.requires_grad_(True), w.requires_grad_(True), None))
+    torch.library.opcheck(eca_file.eca_backward_op, (torch.randn(1, 5, 3, 4) + 0.1, x.detach(), w.detach(), None))
 
 
 class _UsesECA(torch.nn.Module):
@@ -130,7 +128,7 @@ def test_module_dispatches_to_the_kernel(monkeypatch):
     x = make_feature_map((2, 12, 4, 3), torch.float32, "channels_last")
     calls = []
     real_op = eca_file.eca_op
-    monkeypatch.setattr(eca_file, "eca_op", lambda t, v: calls.append(1) or real_op(t, v))
+    monkeypatch.setattr(eca_file, "eca_op", lambda t, v, g: calls.append(1) or real_op(t, v, g))
     reference = module(x)
     assert calls == []
     with kernels.use_backend("triton"):

@@ -78,7 +78,7 @@ def test_dispatch_and_bad_arguments(monkeypatch):
     x = make_feature_map((1, 4, 3, 3), torch.float32, "contiguous")
     weights = se_weights(4, 2, torch.float32, bias=True, conv_shaped=False)
     calls = []
-    monkeypatch.setattr(se_file, "se_op", lambda *a: calls.append(1) or se_file.se_reference(*a))
+    monkeypatch.setattr(se_file, "se_op", lambda *a: calls.append(1) or se_file.se_reference(*a[:5], a[6], a[7], a[5]))
     kernels.se(x, *weights)  # process default "auto", CPU tensor: PyTorch
     assert calls == []
     with kernels.use_backend("triton"):
@@ -95,10 +95,10 @@ def test_dispatch_and_bad_arguments(monkeypatch):
 def test_opcheck():
     x = make_feature_map((1, 5, 3, 4), torch.float32, "channels_last")
     weights = se_weights(5, 2, torch.float32, bias=True, conv_shaped=True)
-    args = (x, *weights, "silu", "sigmoid")
+    args = (x, *weights, None, "silu", "sigmoid")
     torch.library.opcheck(se_file.se_op, tuple(t.requires_grad_(True) if torch.is_tensor(t) else t for t in args))
     grad = torch.randn(1, 5, 3, 4) + 0.1
-    torch.library.opcheck(se_file.se_backward_op, (grad, x.detach(), *[w.detach() for w in weights], "relu", "sigmoid"))
+    torch.library.opcheck(se_file.se_backward_op, (grad, x.detach(), *[w.detach() for w in weights], None, "relu", "sigmoid"))
 
 
 class _UsesSE(torch.nn.Module):
