@@ -30,11 +30,12 @@ def test_triton_matches_reference(shape, dtype, layout):
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_looped_variant_for_large_planes(monkeypatch, layout):
-    """Planes above MAX_REGISTER_HW take the streaming (Welford + write) kernels; shrink the limit
-    so a tiny plane exercises them, across several HW chunks."""
+def test_split_path_for_large_planes(monkeypatch, layout):
+    """Planes above MAX_REGISTER_HW take the split path (partial Welford statistics merged on (N, C),
+    split reductions, one program per tile); shrink the limit so a small plane takes it, with H·W
+    spanning several 1024-wide blocks, hence several splits."""
     monkeypatch.setattr(simam_file, "MAX_REGISTER_HW", 16)
-    x = make_feature_map((2, 3, 9, 10), torch.float32, layout, seed=3)
+    x = make_feature_map((2, 3, 40, 41), torch.float32, layout, seed=3)
     compare_with_float64(lambda t: kernels.simam(t, backend="triton"), simam_file.simam_reference, [x])
 
 
@@ -59,7 +60,7 @@ def test_fuzz_shapes(n, c, h, w, layout, e_lambda):
 def test_dispatch(monkeypatch):
     x = make_feature_map((1, 2, 3, 3), torch.float32, "contiguous")
     calls = []
-    monkeypatch.setattr(simam_file, "simam_op", lambda t, lam: calls.append(lam) or simam_file.simam_reference(t, lam))
+    monkeypatch.setattr(simam_file, "simam_op", lambda t, lam, g: calls.append(lam) or simam_file.simam_reference(t, lam, g))
     kernels.simam(x, backend="auto")  # CPU tensor: auto means PyTorch
     kernels.simam(x, backend="torch")
     assert calls == []
@@ -77,8 +78,8 @@ def test_dispatch(monkeypatch):
 
 def test_opcheck():
     x = make_feature_map((1, 3, 4, 5), torch.float32, "channels_last")
-    torch.library.opcheck(simam_file.simam_op, (x.requires_grad_(True), 1e-4))
-    torch.library.opcheck(simam_file.simam_backward_op, (torch.randn(1, 3, 4, 5) + 0.1, x.detach(), 1e-4))
+    torch.library.opcheck(simam_file.simam_op, (x.requires_grad_(True), 1e-4, None))
+    torch.library.opcheck(simam_file.simam_backward_op, (torch.randn(1, 3, 4, 5) + 0.1, x.detach(), 1e-4, None))
 
 
 class _UsesSimAM(torch.nn.Module):
@@ -131,7 +132,7 @@ def test_module_dispatches_to_the_kernel(monkeypatch):
     x = make_feature_map((2, 5, 4, 3), torch.float32, "contiguous")
     calls = []
     real_op = simam_file.simam_op
-    monkeypatch.setattr(simam_file, "simam_op", lambda t, lam: calls.append(lam) or real_op(t, lam))
+    monkeypatch.setattr(simam_file, "simam_op", lambda t, lam, g: calls.append(lam) or real_op(t, lam, g))
     reference = module(x)
     assert calls == []
     with kernels.use_backend("triton"):
