@@ -23,6 +23,7 @@ def conv_weight(k: int, dtype: torch.dtype, seed: int = 7) -> torch.Tensor:
     return random_like(torch.empty(1, 1, k, dtype=dtype), seed, scale=1.0)
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("shape,dtype,layout", CASES, ids=[case_id(*c) for c in CASES])
 def test_triton_matches_reference(shape, dtype, layout):
     x = make_feature_map(shape, dtype, layout)
@@ -31,6 +32,7 @@ def test_triton_matches_reference(shape, dtype, layout):
     )
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("k", [1, 5, 9])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_several_channel_blocks_and_kernel_sizes(k, layout):
@@ -49,6 +51,7 @@ def test_reference_matches_float64_and_gradcheck():
     assert torch.autograd.gradcheck(lambda t, v: kernels.eca(t, v, backend="torch"), inputs)
 
 
+@pytest.mark.triton
 @settings(max_examples=8, deadline=None)
 @given(
     n=st.integers(1, 2), c=st.integers(1, 40), h=st.integers(1, 6), w=st.integers(1, 6),
@@ -61,6 +64,7 @@ def test_fuzz_shapes(n, c, h, w, k, layout):
     )
 
 
+@pytest.mark.triton
 def test_dispatch_and_bad_weight(monkeypatch):
     x = make_feature_map((1, 4, 3, 3), torch.float32, "contiguous")
     w = conv_weight(3, torch.float32)
@@ -74,6 +78,7 @@ def test_dispatch_and_bad_weight(monkeypatch):
         kernels.eca(x, torch.randn(1, 1, 4), backend="torch")
 
 
+@pytest.mark.triton
 def test_opcheck():
     x = make_feature_map((1, 5, 3, 4), torch.float32, "channels_last")
     w = conv_weight(3, torch.float32)
@@ -90,6 +95,7 @@ class _UsesECA(torch.nn.Module):
         return kernels.eca(x, self.weight, backend="triton")
 
 
+@pytest.mark.triton
 def test_fx_symbolic_trace():
     module = _UsesECA()
     graph_module = torch.fx.symbolic_trace(module)
@@ -98,6 +104,7 @@ def test_fx_symbolic_trace():
     assert_rel_close(graph_module(x), module(x))
 
 
+@pytest.mark.triton
 def test_torch_compile_matches_eager():
     module = _UsesECA()
     compiled = torch.compile(module, fullgraph=True)
@@ -112,6 +119,7 @@ def test_torch_compile_matches_eager():
         assert_rel_close(a, b, what="gradient")
 
 
+@pytest.mark.triton
 def test_torch_export():
     x = make_feature_map((1, 6, 4, 5), torch.float32, "contiguous")
     module = _UsesECA()
@@ -120,6 +128,7 @@ def test_torch_export():
     assert_rel_close(exported.module()(x), module(x))
 
 
+@pytest.mark.triton
 def test_module_dispatches_to_the_kernel(monkeypatch):
     """ECALayer runs the Triton op under backend 'triton' and the reference under 'auto' on CPU."""
     from plugattn.attention import ECALayer

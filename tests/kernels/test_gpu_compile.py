@@ -14,12 +14,16 @@ the interpreter switched off). The argument specialisation (ints equal to 1 beco
 ``TRITON_INTERPRET=1`` (set by tests/conftest.py without a GPU) turns every ``@triton.jit`` into an
 interpreter function that ``triton.compile`` cannot take, so the compilation runs in a subprocess
 without it: ``python tests/kernels/test_gpu_compile.py <group>`` prints one JSON line per compiled
-configuration. Nothing is cached in the repository (a temporary TRITON_CACHE_DIR is used).
+configuration. Nothing is cached in the repository (a temporary TRITON_CACHE_DIR is used). The
+subprocess has no time limit: on a loaded machine it only takes longer, and a test must not fail for that.
+Where triton is installed but cannot compile (no CUDA backend, no ptxas, a broken install), the
+subprocess says why and the test is skipped with that reason.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -180,19 +184,18 @@ RECORDERS: Dict[str, Callable[[_LaunchRecorder], None]] = {
 
 
 # ----------------------------------------------------------------------------- compilation (subprocess)
-try:
-    import triton as _triton
-    import triton.language as tl
-except ImportError:  # the test skips
-    _triton = None
+def _probe_kernel(triton: Any) -> Any:
+    """A trivial kernel that checks the toolchain (backend, ptxas) before any plugattn kernel is blamed;
+    defined only in the subprocess, so importing this file never needs triton."""
+    tl = triton.language
 
-if _triton is not None:
-
-    @_triton.jit
+    @triton.jit
     def _aot_probe_kernel(x_ptr, n, BLOCK: tl.constexpr):
-        """Checks the toolchain (backend, ptxas) before any plugattn kernel is blamed."""
         offsets = tl.arange(0, BLOCK)
         tl.store(x_ptr + offsets, tl.load(x_ptr + offsets, mask=offsets < n) * 2.0, mask=offsets < n)
+
+    return _aot_probe_kernel
+
 
 OPTION_NAMES = ("num_warps", "num_stages", "num_ctas")
 DTYPE_SENSITIVE = ("HW_FLAT", "N_PAD", "PRECISION")
@@ -274,6 +277,7 @@ def run_group(group: str) -> int:
     try:
         import triton
         import triton.compiler
+        import triton.language
         from triton.backends.compiler import GPUTarget
         from triton.compiler import make_backend
 
@@ -283,7 +287,7 @@ def run_group(group: str) -> int:
         emit({"unavailable": f"triton {getattr(sys.modules.get('triton'), '__version__', '?')} AOT API: "
                              f"{type(error).__name__}: {error}"})
         return 0
-    probe = _compile_one(triton, target, _aot_probe_kernel, {"x_ptr": "*fp32", "n": "i32", "BLOCK": "constexpr"},
+    probe = _compile_one(triton, target, _probe_kernel(triton), {"x_ptr": "*fp32", "n": "i32", "BLOCK": "constexpr"},
                          {"BLOCK": 128}, {}, {"num_warps": 4})
     if not probe["ok"]:  # the toolchain, not a plugattn kernel: no ptxas, no backend, another ASTSource API
         emit({"unavailable": f"triton {triton.__version__} cannot compile a trivial kernel: {probe['error'][:800]}"})
@@ -316,8 +320,8 @@ def _run_subprocess(group: str, cache_dir: str) -> Tuple[List[dict], str]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.update(TRITON_CACHE_DIR=cache_dir, TRITON_DUMP_PTXAS_LOG="1", OMP_NUM_THREADS="1",
                TRITON_HOME=cache_dir, PYTHONDONTWRITEBYTECODE="1")
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), group], env=env, capture_output=True,
-                          text=True, timeout=300)
+    # no timeout: how long the compilation takes depends on the machine and its load, not on the code
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), group], env=env, capture_output=True, text=True)
     records = [json.loads(line[len(RESULT_PREFIX):]) for line in done.stdout.splitlines()
                if line.startswith(RESULT_PREFIX)]
     return records, f"exit {done.returncode}\n{done.stderr[-4000:]}"
@@ -326,7 +330,8 @@ def _run_subprocess(group: str, cache_dir: str) -> Tuple[List[dict], str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("group", GROUPS)
 def test_kernels_compile_for_sm90(group: str) -> None:
-    pytest.importorskip("triton")
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("triton is not installed")
     cache_dir = tempfile.mkdtemp(prefix="plugattn-aot-")
     try:
         records, log = _run_subprocess(group, cache_dir)

@@ -39,6 +39,7 @@ def _reference(act: str, gate: str):
     return lambda x, w1, b1, w2, b2: se_file.se_reference(x, w1, b1, w2, b2, act, gate)
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("shape,dtype,layout", CASES, ids=[case_id(*c) for c in CASES])
 def test_triton_matches_reference(shape, dtype, layout):
     x = make_feature_map(shape, dtype, layout)
@@ -46,6 +47,7 @@ def test_triton_matches_reference(shape, dtype, layout):
     compare_with_float64(_triton("relu", "sigmoid"), _reference("relu", "sigmoid"), [x, *weights])
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("act,gate,bias,conv_shaped", VARIANTS)
 def test_activations_gates_and_bias(act, gate, bias, conv_shaped):
     x = make_feature_map((2, 19, 5, 3), torch.float32, "channels_last", seed=2)
@@ -62,6 +64,7 @@ def test_reference_matches_float64_and_gradcheck():
     assert torch.autograd.gradcheck(lambda *t: kernels.se(*t, act="silu", gate="hardsigmoid", backend="torch"), inputs)
 
 
+@pytest.mark.triton
 @settings(max_examples=8, deadline=None)
 @given(
     n=st.integers(1, 2), c=st.integers(1, 40), h=st.integers(1, 6), w=st.integers(1, 6),
@@ -74,6 +77,7 @@ def test_fuzz_shapes(n, c, h, w, hidden, variant, layout):
     compare_with_float64(_triton(act, gate), _reference(act, gate), [x, *weights])
 
 
+@pytest.mark.triton
 def test_dispatch_and_bad_arguments(monkeypatch):
     x = make_feature_map((1, 4, 3, 3), torch.float32, "contiguous")
     weights = se_weights(4, 2, torch.float32, bias=True, conv_shaped=False)
@@ -92,6 +96,7 @@ def test_dispatch_and_bad_arguments(monkeypatch):
         kernels.se(x, weights[0], weights[1], torch.randn(5, 2), None)
 
 
+@pytest.mark.triton
 def test_opcheck():
     x = make_feature_map((1, 5, 3, 4), torch.float32, "channels_last")
     weights = se_weights(5, 2, torch.float32, bias=True, conv_shaped=True)
@@ -111,6 +116,7 @@ class _UsesSE(torch.nn.Module):
         return kernels.se(x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, backend="triton")
 
 
+@pytest.mark.triton
 def test_fx_symbolic_trace():
     module = _UsesSE()
     graph_module = torch.fx.symbolic_trace(module)
@@ -119,6 +125,7 @@ def test_fx_symbolic_trace():
     assert_rel_close(graph_module(x), module(x))
 
 
+@pytest.mark.triton
 def test_torch_compile_matches_eager():
     module = _UsesSE()
     compiled = torch.compile(module, fullgraph=True)
@@ -134,6 +141,7 @@ def test_torch_compile_matches_eager():
         assert_rel_close(a, b, what="gradient")
 
 
+@pytest.mark.triton
 def test_torch_export():
     x = make_feature_map((1, 6, 4, 5), torch.float32, "contiguous")
     module = _UsesSE()
@@ -142,6 +150,7 @@ def test_torch_export():
     assert_rel_close(exported.module()(x), module(x))
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("options", [{}, {"act": "silu", "gate": "hardsigmoid", "bias": False}])
 def test_module_dispatches_to_the_kernel(monkeypatch, options):
     """SELayer runs the Triton op under backend 'triton' and the reference under 'auto' on CPU."""

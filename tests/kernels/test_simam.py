@@ -19,6 +19,7 @@ simam_file = importlib.import_module("plugattn.kernels.simam_kernel")
 CASES = [(s, d, l) for s in SHAPES for d in DTYPES for l in LAYOUTS if d == torch.float32 or s == SHAPES[0]]
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("shape,dtype,layout", CASES, ids=[case_id(*c) for c in CASES])
 def test_triton_matches_reference(shape, dtype, layout):
     x = make_feature_map(shape, dtype, layout)
@@ -29,6 +30,7 @@ def test_triton_matches_reference(shape, dtype, layout):
     )
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_split_path_for_large_planes(monkeypatch, layout):
     """Planes above MAX_REGISTER_HW take the split path (partial Welford statistics merged on (N, C),
@@ -45,6 +47,7 @@ def test_reference_matches_float64_and_gradcheck():
     assert torch.autograd.gradcheck(lambda t: kernels.simam(t, 0.1, backend="torch"), (x.requires_grad_(True),))
 
 
+@pytest.mark.triton
 @settings(max_examples=8, deadline=None)
 @given(
     n=st.integers(1, 2), c=st.integers(1, 9), h=st.integers(1, 8), w=st.integers(1, 8),
@@ -57,6 +60,7 @@ def test_fuzz_shapes(n, c, h, w, layout, e_lambda):
     )
 
 
+@pytest.mark.triton
 def test_dispatch(monkeypatch):
     x = make_feature_map((1, 2, 3, 3), torch.float32, "contiguous")
     calls = []
@@ -76,6 +80,7 @@ def test_dispatch(monkeypatch):
         kernels.simam(x[0], backend="torch")
 
 
+@pytest.mark.triton
 def test_opcheck():
     x = make_feature_map((1, 3, 4, 5), torch.float32, "channels_last")
     torch.library.opcheck(simam_file.simam_op, (x.requires_grad_(True), 1e-4, None))
@@ -87,6 +92,7 @@ class _UsesSimAM(torch.nn.Module):
         return kernels.simam(x, 1e-4, backend="triton")
 
 
+@pytest.mark.triton
 def test_fx_symbolic_trace():
     graph_module = torch.fx.symbolic_trace(_UsesSimAM())
     assert any(node.op == "call_function" and node.target is kernels.simam for node in graph_module.graph.nodes)
@@ -94,6 +100,7 @@ def test_fx_symbolic_trace():
     assert_rel_close(graph_module(x), _UsesSimAM()(x))
 
 
+@pytest.mark.triton
 def test_torch_compile_matches_eager():
     module = _UsesSimAM()
     compiled = torch.compile(module, fullgraph=True)
@@ -107,6 +114,7 @@ def test_torch_compile_matches_eager():
     assert_rel_close(x_compiled.grad, x.grad)
 
 
+@pytest.mark.triton
 def test_torch_export():
     x = make_feature_map((1, 3, 4, 5), torch.float32, "contiguous")
     exported = torch.export.export(_UsesSimAM(), (x,))
@@ -124,6 +132,7 @@ def test_benchmark_script_runs_on_cpu():
     assert format_table(rows).count("\n") == len(rows) + 1
 
 
+@pytest.mark.triton
 def test_module_dispatches_to_the_kernel(monkeypatch):
     """SimAM (the module) runs the Triton op under backend 'triton' and the reference under 'auto' on CPU."""
     from plugattn.attention import SimAM

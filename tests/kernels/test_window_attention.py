@@ -140,12 +140,14 @@ def _compare_triton_with_float64(case, dtype, device, seed=0, **launch):
         assert_rel_close(a.grad, b.grad, dtype=dtype, what=name)
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_triton_matches_reference(case, dtype):
     _compare_triton_with_float64(case, dtype, DEVICE)
 
 
+@pytest.mark.triton
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="real Triton needs a GPU")
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", GPU_CASES, ids=case_id)
@@ -174,12 +176,14 @@ def _check_poisoned_launch(case, dtype, seed, **launch):
         assert_rel_close(ours, ref.grad, dtype=dtype, what=name)
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("windows_per_program", [1, 5])
 def test_poisoned_outputs_are_fully_written(windows_per_program):
     # 12 windows: 5 per program leaves a partial last program
     _check_poisoned_launch((2, 5, 7, 2, 16, 3, 1), torch.float32, 3, windows_per_program=windows_per_program)
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("block_m,windows_per_program", [(16, 1), (16, 3), (32, 2)])
 def test_query_blocks(block_m, windows_per_program):
     # a 6x6 window (36 tokens, 64 slots) in query blocks, as a 12x12 window runs: 16 -> three blocks, the
@@ -188,6 +192,7 @@ def test_query_blocks(block_m, windows_per_program):
                            windows_per_program=windows_per_program)
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_window_12_uses_query_blocks(dtype):
     # Swin's largest window with the launchers' own block sizes: 144 tokens in 256 slots, shifted and padded
@@ -196,11 +201,13 @@ def test_window_12_uses_query_blocks(dtype):
     _compare_triton_with_float64((1, 13, 12, 1, 16, 12, 5), dtype, DEVICE)
 
 
+@pytest.mark.triton
 def test_opcheck():
     q, k, v, table = [t.detach().requires_grad_(True) for t in make_inputs((1, 3, 3, 1, 16, 3, 1), torch.float32, 4, DEVICE)]
     torch.library.opcheck(torch.ops.plugattn.window_attention.default, (q, k, v, table, 3, 1, 0.25))
 
 
+@pytest.mark.triton
 def test_dispatch_rules():
     q, k, v, table = make_inputs((1, 3, 3, 1, 4, 3, 1), torch.float32)
     expected = wa.window_attention_reference(q, k, v, table, 3, 1)
