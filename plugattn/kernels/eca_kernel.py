@@ -95,7 +95,8 @@ def _eca_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, gam
     sum_x, sum_gx = channel_sums(x, grad)  # one pass over x and grad
     pooled = sum_x / hw
     scale = torch.sigmoid(_channel_conv(pooled, weight))  # (N, C)
-    grad_gamma = (sum_gx * (scale - 1.0)).sum(0)
+    # Σ_n Σ_hw g·x·(s − 1); on empty maps 0, as the reference (whose s is NaN there)
+    grad_gamma = (sum_gx * (scale - 1.0)).sum(0) if hw > 0 else sum_gx.sum(0)
     grad_scale = sum_gx if gamma is None else sum_gx * gamma.float()[None, :]
     delta = grad_scale * scale * (1.0 - scale)  # ∂L/∂a, (N, C)
     padded = F.pad(pooled, (kernel_size // 2, kernel_size // 2))  # (N, C + 2p)

@@ -135,7 +135,8 @@ def _se_backward(grad, x, w1, b1, w2, b2, gamma, act: str, gate: str):
     hidden_pre, hidden, gate_pre, scale = _excite(pooled, w1, b1, w2, b2, act, gate)
     w1_2d = w1.reshape(w1.shape[0], -1).float()
     w2_2d = w2.reshape(w2.shape[0], -1).float()
-    grad_gamma = (sum_gx * (scale - 1.0)).sum(0)  # (C,)
+    # Σ_n Σ_hw g·x·(s − 1); on empty maps 0, as the reference (whose s is NaN there)
+    grad_gamma = (sum_gx * (scale - 1.0)).sum(0) if hw > 0 else sum_gx.sum(0)  # (C,)
     grad_scale = sum_gx if gamma is None else sum_gx * gamma.float()[None, :]
     grad_gate_pre = grad_scale * _gate_grad(gate, gate_pre, scale)  # (N, C)
     grad_w2 = grad_gate_pre.t() @ hidden  # (C, hidden)

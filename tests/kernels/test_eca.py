@@ -8,7 +8,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from .kernel_cases import DTYPES, LAYOUTS, SHAPES, case_id, compare_with_float64, make_feature_map, poison_outputs, random_like  # noqa: F401
+from .kernel_cases import (  # noqa: F401
+    DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
+    make_feature_map, poison_outputs, random_like, with_bad_values,
+)
 
 from plugattn import kernels
 from plugattn.testing import assert_rel_close
@@ -143,3 +146,65 @@ def test_module_dispatches_to_the_kernel(monkeypatch):
     with kernels.use_backend("triton"):
         assert_rel_close(module(x), reference)
     assert calls == [1]
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("gamma_kind", ["random", "zero"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_gated_matches_reference(gamma_kind, layout):
+    """x + gamma (eca(x) - x): forward and the gradients of x, the weight and gamma."""
+    x = make_feature_map((2, 19, 5, 3), torch.float32, layout, seed=4)
+    gamma = random_like(torch.empty(19), 9) if gamma_kind == "random" else torch.zeros(19)
+    compare_with_float64(
+        lambda t, w, g: kernels.eca(t, w, backend="triton", gamma=g), eca_file.eca_reference,
+        [x, conv_weight(5, torch.float32), gamma],
+    )
+
+
+@pytest.mark.triton
+def test_gated_zero_is_the_identity():
+    x = make_feature_map((2, 7, 4, 5), torch.float32, "channels_last")
+    assert torch.equal(kernels.eca(x, conv_weight(3, torch.float32), backend="triton", gamma=torch.zeros(7)), x)
+
+
+def _eca_call(x, weight, gamma=None, backend=None):
+    return kernels.eca(x, weight, backend, gamma=gamma)
+
+
+@pytest.mark.triton
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy, in the interpreter
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_nan_and_inf_where_the_reference_puts_them(layout):
+    """One NaN in channel 0 makes channels 0..k//2 of its image non-finite, as in the reference
+    (the former band-matrix kernel spread it over its whole 64-channel block)."""
+    x = with_bad_values(make_feature_map((3, 70, 4, 5), torch.float32, layout))
+    assert_backends_agree(_eca_call, [x, conv_weight(5, torch.float32)])
+    y = kernels.eca(x, conv_weight(5, torch.float32), backend="triton")
+    assert not torch.isfinite(y[0]).all(dim=(1, 2)).logical_not()[3:-3].any()  # the middle channels stay finite
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_empty_maps_as_the_reference(shape):
+    x = make_feature_map(shape, torch.float32, "contiguous")
+    assert_backends_agree(_eca_call, [x, conv_weight(3, torch.float32), random_like(torch.empty(shape[1]), 3)])
+
+
+@pytest.mark.triton
+def test_mixed_dtypes_give_the_same_error():
+    x = make_feature_map((1, 4, 3, 3), torch.float16, "contiguous")
+    assert_same_error(_eca_call, [x, conv_weight(3, torch.float32)], ValueError, "weight has dtype float32 but x has float16")
+    assert_same_error(_eca_call, [x.float(), conv_weight(3, torch.float32), torch.ones(3)], ValueError, "gamma must be")
+
+
+def test_module_forward_gated():
+    """ECALayer.forward_gated(x, gate) == x + gate (ECALayer(x) - x), gradients to the gate."""
+    from plugattn.attention import ECALayer
+
+    module = ECALayer(12)
+    x = make_feature_map((2, 12, 4, 3), torch.float32, "contiguous")
+    gate = random_like(torch.empty(12), 2).requires_grad_(True)
+    out = module.forward_gated(x, gate)
+    assert_rel_close(out, x + gate.view(1, 12, 1, 1) * (module(x) - x))
+    out.sum().backward()
+    assert gate.grad is not None and gate.grad.abs().sum() > 0

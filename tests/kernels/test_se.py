@@ -9,7 +9,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from .kernel_cases import DTYPES, LAYOUTS, SHAPES, case_id, compare_with_float64, make_feature_map, poison_outputs, random_like  # noqa: F401
+from .kernel_cases import (  # noqa: F401
+    DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
+    make_feature_map, poison_outputs, random_like, with_bad_values,
+)
 
 from plugattn import kernels
 from plugattn.testing import assert_rel_close
@@ -166,3 +169,67 @@ def test_module_dispatches_to_the_kernel(monkeypatch, options):
     with kernels.use_backend("triton"):
         assert_rel_close(module(x), reference)
     assert calls == [(module.act_name, module.gate_name)]
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("gamma_kind", ["random", "zero"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_gated_matches_reference(gamma_kind, layout):
+    """x + gamma (se(x) - x): forward and the gradients of x, every weight and gamma."""
+    x = make_feature_map((2, 19, 5, 3), torch.float32, layout, seed=4)
+    weights = se_weights(19, 4, torch.float32, bias=True, conv_shaped=True)
+    gamma = random_like(torch.empty(19), 9) if gamma_kind == "random" else torch.zeros(19)
+    compare_with_float64(
+        lambda t, w1, b1, w2, b2, g: kernels.se(t, w1, b1, w2, b2, "silu", "sigmoid", backend="triton", gamma=g),
+        lambda t, w1, b1, w2, b2, g: se_file.se_reference(t, w1, b1, w2, b2, "silu", "sigmoid", g),
+        [x, *weights, gamma],
+    )
+
+
+@pytest.mark.triton
+def test_gated_zero_is_the_identity():
+    x = make_feature_map((2, 7, 4, 5), torch.float32, "channels_last")
+    weights = se_weights(7, 2, torch.float32, bias=True, conv_shaped=False)
+    assert torch.equal(kernels.se(x, *weights, backend="triton", gamma=torch.zeros(7)), x)
+
+
+def _se_call(x, w1, b1, w2, b2, gamma=None, backend=None):
+    return kernels.se(x, w1, b1, w2, b2, backend=backend, gamma=gamma)
+
+
+@pytest.mark.triton
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy, in the interpreter
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_nan_and_inf_where_the_reference_puts_them(layout):
+    x = with_bad_values(make_feature_map((3, 6, 4, 5), torch.float32, layout))
+    assert_backends_agree(_se_call, [x, *se_weights(6, 2, torch.float32, bias=True, conv_shaped=True)])
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_empty_maps_as_the_reference(shape):
+    x = make_feature_map(shape, torch.float32, "contiguous")
+    gamma = random_like(torch.empty(shape[1]), 3)
+    assert_backends_agree(_se_call, [x, *se_weights(shape[1], 2, torch.float32, bias=True, conv_shaped=True), gamma])
+
+
+@pytest.mark.triton
+def test_mixed_dtypes_give_the_same_error():
+    x = make_feature_map((1, 4, 3, 3), torch.float16, "contiguous")
+    weights = se_weights(4, 2, torch.float32, bias=True, conv_shaped=False)
+    assert_same_error(_se_call, [x, *weights], ValueError, "w1 has dtype float32 but x has float16")
+    assert_same_error(_se_call, [x.float(), *weights, torch.ones(4, dtype=torch.float16)], ValueError, "gamma has dtype")
+    assert_same_error(_se_call, [x.float(), *weights, torch.ones(5)], ValueError, r"gamma must be None or a tensor of shape \(C=4,\)")
+
+
+def test_module_forward_gated():
+    """SELayer.forward_gated(x, gate) == x + gate (SELayer(x) - x), gradients to the gate."""
+    from plugattn.attention import SELayer
+
+    module = SELayer(12, reduction=4)
+    x = make_feature_map((2, 12, 4, 3), torch.float32, "contiguous")
+    gate = random_like(torch.empty(12), 2).requires_grad_(True)
+    out = module.forward_gated(x, gate)
+    assert_rel_close(out, x + gate.view(1, 12, 1, 1) * (module(x) - x))
+    out.sum().backward()
+    assert gate.grad is not None and gate.grad.abs().sum() > 0

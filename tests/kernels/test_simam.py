@@ -8,7 +8,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from .kernel_cases import DTYPES, LAYOUTS, SHAPES, case_id, compare_with_float64, make_feature_map, poison_outputs  # noqa: F401
+from .kernel_cases import (  # noqa: F401
+    DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
+    make_feature_map, poison_outputs, random_like, with_bad_values,
+)
 
 from plugattn import kernels
 from plugattn.testing import assert_rel_close
@@ -147,3 +150,73 @@ def test_module_dispatches_to_the_kernel(monkeypatch):
     with kernels.use_backend("triton"):
         assert_rel_close(module(x), reference)
     assert calls == [1e-4]
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("split", [False, True], ids=["plane", "split"])
+@pytest.mark.parametrize("gamma_kind", ["random", "zero"])
+def test_gated_matches_reference(monkeypatch, split, gamma_kind):
+    """x + gamma (simam(x) - x) on both paths: forward and the gradients of x and gamma."""
+    if split:
+        monkeypatch.setattr(simam_file, "MAX_REGISTER_HW", 16)
+    x = make_feature_map((2, 5, 9, 10), torch.float32, "channels_last" if split else "contiguous", seed=4)
+    gamma = random_like(torch.empty(5), 9) if gamma_kind == "random" else torch.zeros(5)
+    compare_with_float64(
+        lambda t, g: kernels.simam(t, 0.01, backend="triton", gamma=g),
+        lambda t, g: simam_file.simam_reference(t, 0.01, g), [x, gamma],
+    )
+
+
+@pytest.mark.triton
+def test_gated_zero_is_the_identity():
+    x = make_feature_map((2, 7, 4, 5), torch.float32, "channels_last")
+    assert torch.equal(kernels.simam(x, backend="triton", gamma=torch.zeros(7)), x)
+
+
+def _simam_call(x, gamma=None, backend=None, e_lambda=1e-4):
+    return kernels.simam(x, e_lambda, backend, gamma=gamma)
+
+
+@pytest.mark.triton
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy, in the interpreter
+@pytest.mark.parametrize("split", [False, True], ids=["plane", "split"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_nan_and_inf_where_the_reference_puts_them(monkeypatch, split, layout):
+    if split:
+        monkeypatch.setattr(simam_file, "MAX_REGISTER_HW", 16)
+    x = with_bad_values(make_feature_map((3, 6, 4, 5), torch.float32, layout))
+    assert_backends_agree(_simam_call, [x, random_like(torch.empty(6), 3)])
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_empty_maps_as_the_reference(shape):
+    x = make_feature_map(shape, torch.float32, "contiguous")
+    assert_backends_agree(_simam_call, [x, random_like(torch.empty(shape[1]), 3)])
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("e_lambda", [0.0, -1e-4, float("nan"), float("inf"), True])
+def test_invalid_e_lambda_gives_the_same_error(e_lambda):
+    x = make_feature_map((1, 3, 4, 4), torch.float32, "contiguous")
+    assert_same_error(lambda t, backend: kernels.simam(t, e_lambda, backend), [x], ValueError,
+                      "e_lambda must be a finite number > 0")
+
+
+@pytest.mark.triton
+def test_mixed_dtypes_give_the_same_error():
+    x = make_feature_map((1, 4, 3, 3), torch.float16, "contiguous")
+    assert_same_error(_simam_call, [x, torch.ones(4)], ValueError, "gamma has dtype float32 but x has float16")
+
+
+def test_module_forward_gated():
+    """SimAM.forward_gated(x, gate) == x + gate (SimAM(x) - x), gradients to the gate."""
+    from plugattn.attention import SimAM
+
+    module = SimAM(12)
+    x = make_feature_map((2, 12, 4, 3), torch.float32, "contiguous")
+    gate = random_like(torch.empty(12), 2).requires_grad_(True)
+    out = module.forward_gated(x, gate)
+    assert_rel_close(out, x + gate.view(1, 12, 1, 1) * (module(x) - x))
+    out.sum().backward()
+    assert gate.grad is not None and gate.grad.abs().sum() > 0
