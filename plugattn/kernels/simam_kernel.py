@@ -289,8 +289,10 @@ def plan_simam(shape, dtype, channels_last, spec) -> List[Launch]:
         block_c, block_hw, warps = plane
         grid = (n * -(-c // block_c),)
         meta = {"INT64": int64, "BLOCK_C": block_c, "BLOCK_HW": block_hw}
+        # the backward holds x, g and five temporaries per value: 8 warps keep it near 128 registers
+        backward_warps = 8 if block_c * block_hw >= TILE_ELEMENTS else warps
         return [Launch("_simam_fwd_plane_kernel", grid, meta, warps, 2 * tensor),
-                Launch("_simam_bwd_plane_kernel", grid, meta, warps, 3 * tensor, phase="backward")]
+                Launch("_simam_bwd_plane_kernel", grid, meta, backward_warps, 3 * tensor, phase="backward")]
     block_c, block_hw = stream_tile(c, hw, channels_last)
     channel_blocks, hw_blocks = -(-c // block_c), -(-hw // block_hw)
     splits, per_split = reduction_splits(n, channel_blocks, hw_blocks, spec.sm_count)

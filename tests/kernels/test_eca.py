@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from .kernel_cases import (  # noqa: F401
     DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
-    make_feature_map, poison_outputs, random_like, with_bad_values,
+    AUTO_RUNS_TRITON, assert_compiles_once, make_feature_map, poison_outputs, random_like, with_bad_values,
 )
 
 from plugattn import kernels
@@ -67,6 +67,7 @@ def test_fuzz_shapes(n, c, h, w, k, layout):
     )
 
 
+@pytest.mark.skipif(AUTO_RUNS_TRITON, reason="checks the CPU dispatch: 'auto' runs PyTorch for CPU tensors")
 @pytest.mark.triton
 def test_dispatch_and_bad_weight(monkeypatch):
     x = make_feature_map((1, 4, 3, 3), torch.float32, "contiguous")
@@ -123,6 +124,12 @@ def test_torch_compile_matches_eager():
 
 
 @pytest.mark.triton
+def test_dynamic_shapes_compile_once():
+    """One dynamic-shape graph serves every size (the launch plan's tile constants never pin one)."""
+    assert_compiles_once(_UsesECA(), [(2, 6, 4, 5), (3, 9, 7, 3), (4, 17, 9, 11)])
+
+
+@pytest.mark.triton
 def test_torch_export():
     x = make_feature_map((1, 6, 4, 5), torch.float32, "contiguous")
     module = _UsesECA()
@@ -131,6 +138,7 @@ def test_torch_export():
     assert_rel_close(exported.module()(x), module(x))
 
 
+@pytest.mark.skipif(AUTO_RUNS_TRITON, reason="checks the CPU dispatch: 'auto' runs PyTorch for CPU tensors")
 @pytest.mark.triton
 def test_module_dispatches_to_the_kernel(monkeypatch):
     """ECALayer runs the Triton op under backend 'triton' and the reference under 'auto' on CPU."""

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from .kernel_cases import (  # noqa: F401
     DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
-    make_feature_map, poison_outputs, random_like, with_bad_values,
+    AUTO_RUNS_TRITON, assert_compiles_once, make_feature_map, poison_outputs, random_like, with_bad_values,
 )
 
 from plugattn import kernels
@@ -63,6 +63,7 @@ def test_fuzz_shapes(n, c, h, w, layout, e_lambda):
     )
 
 
+@pytest.mark.skipif(AUTO_RUNS_TRITON, reason="checks the CPU dispatch: 'auto' runs PyTorch for CPU tensors")
 @pytest.mark.triton
 def test_dispatch(monkeypatch):
     x = make_feature_map((1, 2, 3, 3), torch.float32, "contiguous")
@@ -118,6 +119,12 @@ def test_torch_compile_matches_eager():
 
 
 @pytest.mark.triton
+def test_dynamic_shapes_compile_once():
+    """One dynamic-shape graph serves every size (the launch plan's tile constants never pin one)."""
+    assert_compiles_once(_UsesSimAM(), [(2, 6, 4, 5), (3, 9, 7, 3), (4, 17, 9, 11)])
+
+
+@pytest.mark.triton
 def test_torch_export():
     x = make_feature_map((1, 3, 4, 5), torch.float32, "contiguous")
     exported = torch.export.export(_UsesSimAM(), (x,))
@@ -135,6 +142,7 @@ def test_benchmark_script_runs_on_cpu():
     assert format_table(rows).count("\n") == len(rows) + 1
 
 
+@pytest.mark.skipif(AUTO_RUNS_TRITON, reason="checks the CPU dispatch: 'auto' runs PyTorch for CPU tensors")
 @pytest.mark.triton
 def test_module_dispatches_to_the_kernel(monkeypatch):
     """SimAM (the module) runs the Triton op under backend 'triton' and the reference under 'auto' on CPU."""
