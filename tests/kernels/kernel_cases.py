@@ -181,3 +181,13 @@ def assert_compiles_once(module: torch.nn.Module, shapes: Sequence[Tuple[int, ..
         assert_rel_close(out, expected)
         out.sum().backward()
     assert counter.frame_count == 1, f"{counter.frame_count} compilations for {len(shapes)} shapes"
+
+
+def check_forward_gated(module: torch.nn.Module, channels: int) -> None:
+    """``module.forward_gated(x, gate) == x + gate (module(x) - x)``, with a gradient for the gate."""
+    x = make_feature_map((2, channels, 4, 3), torch.float32, "contiguous")
+    gate = random_like(torch.empty(channels), 2).requires_grad_(True)
+    out = module.forward_gated(x, gate)
+    assert_rel_close(out, x + gate.view(1, channels, 1, 1) * (module(x) - x))
+    out.sum().backward()
+    assert gate.grad is not None and gate.grad.abs().sum() > 0

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from .kernel_cases import (  # noqa: F401
     DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
-    AUTO_RUNS_TRITON, assert_compiles_once, make_feature_map, poison_outputs, random_like, with_bad_values,
+    AUTO_RUNS_TRITON, assert_compiles_once, check_forward_gated, make_feature_map, poison_outputs, random_like, with_bad_values,
 )
 
 from plugattn import kernels
@@ -234,10 +234,4 @@ def test_module_forward_gated():
     """SELayer.forward_gated(x, gate) == x + gate (SELayer(x) - x), gradients to the gate."""
     from plugattn.attention import SELayer
 
-    module = SELayer(12, reduction=4)
-    x = make_feature_map((2, 12, 4, 3), torch.float32, "contiguous")
-    gate = random_like(torch.empty(12), 2).requires_grad_(True)
-    out = module.forward_gated(x, gate)
-    assert_rel_close(out, x + gate.view(1, 12, 1, 1) * (module(x) - x))
-    out.sum().backward()
-    assert gate.grad is not None and gate.grad.abs().sum() > 0
+    check_forward_gated(SELayer(12, reduction=4), 12)
