@@ -180,7 +180,7 @@ def check_gamma(op: str, x: torch.Tensor, gamma: Optional[torch.Tensor]) -> None
     """Raise ``ValueError`` unless ``gamma`` is ``None`` or a (C,) tensor for (N, C, H, W) ``x``."""
     if gamma is not None and (not isinstance(gamma, torch.Tensor) or tuple(gamma.shape) != (x.shape[1],)):
         shape = tuple(gamma.shape) if isinstance(gamma, torch.Tensor) else type(gamma).__name__
-        raise ValueError(f"{op}: gamma must be None or a tensor of shape (C={x.shape[1]},), got {shape}")
+        raise ValueError(f"{op}: gamma (the per-channel gate) must be None or a tensor of shape (C={x.shape[1]},), got {shape}")
 
 
 def gated_scale(scale: torch.Tensor, gamma: Optional[torch.Tensor]) -> torch.Tensor:

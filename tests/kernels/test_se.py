@@ -227,7 +227,7 @@ def test_mixed_dtypes_give_the_same_error():
     weights = se_weights(4, 2, torch.float32, bias=True, conv_shaped=False)
     assert_same_error(_se_call, [x, *weights], ValueError, "w1 has dtype float32 but x has float16")
     assert_same_error(_se_call, [x.float(), *weights, torch.ones(4, dtype=torch.float16)], ValueError, "gamma has dtype")
-    assert_same_error(_se_call, [x.float(), *weights, torch.ones(5)], ValueError, r"gamma must be None or a tensor of shape \(C=4,\)")
+    assert_same_error(_se_call, [x.float(), *weights, torch.ones(5)], ValueError, r"gamma \(the per-channel gate\) must be None or a tensor of shape \(C=4,\)")
 
 
 def test_module_forward_gated():
