@@ -52,10 +52,14 @@ _LOCATIONS: Dict[str, str] = {
 }
 
 __all__ = list(_LOCATIONS)
+# subpackages reachable as attributes (``plugattn.kernels.eca(...)`` after a bare ``import plugattn``)
+_SUBMODULES = ("attention", "backbones", "benchmark", "cli", "inject", "kernels", "testing")
 
 
 def __getattr__(name: str) -> Any:
     """Import a public name's submodule on first access, then cache the name here."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     location = _LOCATIONS.get(name)
     if location is None:
         raise AttributeError(f"module 'plugattn' has no attribute {name!r}")

@@ -54,6 +54,7 @@ def test_star_import_and_unknown_names():
     assert set(plugattn.__all__) <= set(namespace)
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         plugattn.not_a_name
+    assert plugattn.kernels.eca is __import__("plugattn.kernels", fromlist=["eca"]).eca
 
 
 def test_the_top_level_offers_every_public_name_of_its_submodules():
