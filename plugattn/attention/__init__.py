@@ -12,8 +12,8 @@ from .gct import GCT
 from .eca import ECALayer
 from .triplet import TripletAttention
 from .gaussian_context import GaussianContextTransformer
-from .coord import CoordAtt
-from .simam import SimAM
+from .coord import CoordAtt, CoordinateAttention
+from .simam import SimAM, simam_module
 from .window import WindowAttention2d
 
 __all__ = [
@@ -36,4 +36,7 @@ __all__ = [
     "CoordAtt",
     "SimAM",
     "WindowAttention2d",
+    # the classic pytorch-attention names that differ from ours (README: "Switching from pytorch-attention")
+    "CoordinateAttention",
+    "simam_module",
 ]

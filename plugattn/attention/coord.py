@@ -16,7 +16,7 @@ from .registry import register_attention
 
 @register_attention(
     "coord",
-    aliases=("coordinate", "coordatt"),
+    aliases=("coordinate", "coordatt", "coordinate_attention"),
     paper="Hou, Zhou, Feng: Coordinate Attention for Efficient Mobile Network Design",
     venue="CVPR",
     year=2021,
@@ -85,4 +85,4 @@ class CoordAtt(nn.Module):
         return f"inp={self.inp}, mip={self.mip}, reduction={self.reduction}"
 
 
-CoordinateAttention = CoordAtt
+CoordinateAttention = CoordAtt  # the classic pytorch-attention name (coordatten.py)

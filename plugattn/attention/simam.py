@@ -68,4 +68,4 @@ class SimAM(nn.Module):
         return f"channels={self.channels}, e_lambda={self.e_lambda}"
 
 
-simam_module = SimAM
+simam_module = SimAM  # the classic pytorch-attention name (simam.py)

@@ -18,7 +18,7 @@ import torch
 from ..benchmark.results import COLUMNS, format_table as markdown_table
 from ..benchmark.timing import PASSES
 from .chart import INSTALL_HINT, draw_speedups
-from .models import MissingDependency
+from .errors import MissingDependency
 from .progress import progress
 from .table import format_table
 

@@ -7,7 +7,6 @@ from typing import Dict, List, Optional
 import torch
 
 from ..attention.registry import ATTENTION
-from ..backbones.registry import BACKBONES, list_backbones
 from .table import format_table, human_count
 
 ATTENTION_CHANNELS = 64
@@ -57,6 +56,8 @@ def backbone_rows(family: Optional[str] = None) -> List[Dict[str, object]]:
     Example:
         >>> rows = backbone_rows("cnn")  # doctest: +SKIP
     """
+    from ..backbones.registry import BACKBONES, list_backbones  # here: `plugattn list attention` needs no backbone
+
     rows = []
     for name in list_backbones(family):
         entry = BACKBONES.get(name)

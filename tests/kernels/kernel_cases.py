@@ -4,21 +4,27 @@ Inputs are fresh random values (never zeros), in any of three layouts; every Tri
 with the PyTorch reference evaluated in float64 on the very same (rounded) values, with the project's
 relative-error tolerances (fp32 1e-5, fp16 1e-3, bf16 1e-2).
 
-One exception is made, and only where arithmetic forces it: a weight gradient is a sum over N·C·H·W
-products, and when that sum nearly cancels (a result of 1e-2 from terms of size 1) no implementation
-in the input dtype can meet the dtype tolerance; PyTorch's own reference misses it too (fuzzing ECA
-found 6.6e-5 in fp32). Only when the PyTorch reference, run in the same dtype on the same values, misses
-the tolerance itself is the bound four times its error, so the kernel must still be as accurate as PyTorch.
+A weight gradient is a sum over N·C·H·W products, and when that sum nearly cancels (a result of 1e-2
+from terms of size 1) no implementation in the input dtype can meet the dtype tolerance relative to
+the result. Such gradients are held to the dtype tolerance relative to the sum of the absolute values
+of their terms (``plugattn.testing.assert_sum_close``): the summation error bound PyTorch's own fp32
+reference meets. Each op's test computes those absolute sums exactly (float64) from the same values.
+Measured over the fuzz spaces of test_eca.py / test_se.py (2026-12-01, /tmp scripts, not committed):
+PyTorch's fp32 reference missed the plain tolerance in 33 of 20,000 ECA draws (weight gradient, up to
+25x) and in 235 gradients of 20,000 SE draws (up to 600x), and never this bound (worst 0.0063 and 0.016
+of it); the Triton kernels (interpreter, 300 draws each, all layouts) reached at most 0.0022 (ECA) and
+0.0045 (SE) of it. Where nothing cancels the bound stays within a small factor of the plain tolerance
+(the slopes count with the magnitudes of their terms); outputs and input gradients keep the plain one.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 import torch
 
 from plugattn.kernels import _common
-from plugattn.testing import RTOL, assert_rel_close, relative_error
+from plugattn.testing import assert_rel_close, assert_sum_close
 
 LAYOUTS = ("contiguous", "channels_last", "strided")
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -73,17 +79,32 @@ def random_like(t: torch.Tensor, seed: int, scale: float = 1.0) -> torch.Tensor:
     return values.to(device=t.device, dtype=t.dtype)
 
 
+def sigmoid_slope_abs(s: torch.Tensor, logit_abs: torch.Tensor) -> torch.Tensor:
+    """Magnitude of the sigmoid's slope s' = s - s² as an implementation forms it (PyTorch's sigmoid
+    backward does) from a rounded output s of a rounded logit: the terms |s| + |s²|, which near
+    saturation (s -> 1) cancel, plus the slope's sensitivity to the logit, |s''| · (the logit's
+    Σ|terms|, ``logit_abs``)."""
+    return s + s * s + (s * (1 - s) * (1 - 2 * s)).abs() * logit_abs
+
+
+AbsTerms = Callable[[List[Optional[torch.Tensor]], torch.Tensor], Dict[int, torch.Tensor]]
+
+
 def compare_with_float64(
     triton_fn: Callable[..., torch.Tensor],
     reference_fn: Callable[..., torch.Tensor],
     inputs: List[Optional[torch.Tensor]],
     grad_seed: int = 123,
+    abs_terms: Optional[AbsTerms] = None,
 ) -> None:
     """Run ``triton_fn(*inputs)`` and ``reference_fn`` on float64 copies of the same values; assert the
-    output and the gradient of every input that is not ``None`` are within the tolerance of its dtype."""
+    output and the gradient of every input that is not ``None`` are within the tolerance of its dtype.
+
+    ``abs_terms(inputs64, grad_output64)`` returns, for the inputs whose gradient is a sum that can
+    cancel, the float64 sum of the absolute values of its terms (input index -> tensor shaped like that
+    gradient); those gradients are checked with ``assert_sum_close``."""
     ours = [t.detach().requires_grad_(True) if t is not None else None for t in inputs]
     exact = [t.detach().to(torch.float64).requires_grad_(True) if t is not None else None for t in inputs]
-    plain = [t.detach().clone().requires_grad_(True) if t is not None else None for t in inputs]
     y = triton_fn(*ours)
     y_exact = reference_fn(*exact)
     assert y.dtype == inputs[0].dtype and y.shape == inputs[0].shape
@@ -93,17 +114,19 @@ def compare_with_float64(
     grad = random_like(y, grad_seed)
     y.backward(grad)
     y_exact.backward(grad.to(torch.float64))
-    reference_fn(*plain).backward(grad)
-    for index, (a, b, c) in enumerate(zip(ours, exact, plain)):
+    cancelling: Dict[int, torch.Tensor] = {}
+    if abs_terms is not None:
+        with torch.no_grad():
+            cancelling = abs_terms([t.detach() if t is not None else None for t in exact], grad.to(torch.float64))
+    for index, (a, b) in enumerate(zip(ours, exact)):
         if a is None:
             continue
         assert a.grad is not None, f"input {index} got no gradient"
         assert a.grad.dtype == a.dtype and a.grad.shape == a.shape
-        pytorch_error = relative_error(c.grad, b.grad)
-        # only where PyTorch itself cannot meet the dtype tolerance (a cancelling sum) is the bar moved
-        cancelling = pytorch_error > RTOL[a.dtype]
-        tolerance = 4 * pytorch_error if cancelling else None
-        assert_rel_close(a.grad, b.grad, dtype=a.dtype, what=f"gradient of input {index}", tolerance=tolerance)
+        if index in cancelling:
+            assert_sum_close(a.grad, b.grad, cancelling[index], dtype=a.dtype, what=f"gradient of input {index}")
+        else:
+            assert_rel_close(a.grad, b.grad, dtype=a.dtype, what=f"gradient of input {index}")
 
 
 def case_id(shape: Tuple[int, ...], dtype: torch.dtype, layout: str) -> str:

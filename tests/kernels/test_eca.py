@@ -1,20 +1,26 @@
-"""ECA kernels (plugattn/kernels/eca_kernel.py): fused Triton forward/backward against the PyTorch reference,
-the reference against float64, dispatch, torch.library registration, FX / compile / export."""
+"""ECA kernels (plugattn/kernels/eca_kernel.py): Triton pooling/scale forward and backward against the PyTorch reference,
+the reference against float64, dispatch, torch.library registration, FX / compile / export.
+
+Hypothesis: every ``@given`` test here passed with each of ``--hypothesis-seed=0`` ... ``19`` (20 seeds,
+8 examples each, all passed) on 2026-12-01; under ``CI=true`` the draws are derandomized (tests/conftest.py).
+"""
 from __future__ import annotations
 
 import importlib
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from .kernel_cases import (  # noqa: F401
-    DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
-    AUTO_RUNS_TRITON, assert_compiles_once, check_forward_gated, make_feature_map, poison_outputs, random_like, with_bad_values,
+    DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, AUTO_RUNS_TRITON, assert_backends_agree, assert_compiles_once,
+    assert_same_error, case_id, check_forward_gated, compare_with_float64, make_feature_map, poison_outputs,
+    random_like, sigmoid_slope_abs, with_bad_values,
 )
 
 from plugattn import kernels
-from plugattn.testing import assert_rel_close
+from plugattn.testing import assert_rel_close, sum_condition
 
 # plugattn.kernels.eca is the function, plugattn.kernels.eca_kernel the file holding it
 eca_file = importlib.import_module("plugattn.kernels.eca_kernel")
@@ -26,13 +32,29 @@ def conv_weight(k: int, dtype: torch.dtype, seed: int = 7) -> torch.Tensor:
     return random_like(torch.empty(1, 1, k, dtype=dtype), seed, scale=1.0)
 
 
+def weight_grad_abs_terms(inputs: list, grad: torch.Tensor) -> dict:
+    """Σ|terms| of the weight gradient, every sum expanded into its terms (float64):
+    ∂L/∂w_j = Σ_{n,c} s'(z_nc) · Σ_hw(g·x)_nc · m_n,c+j-k//2 with m = mean_hw(x), so
+    Σ|terms|_j = Σ_{n,c} |s'|_nc · Σ_hw|g·x|_nc · mean_hw|x|_n,c+j-k//2, where |s'| is the magnitude of the
+    slope's own terms (``sigmoid_slope_abs``: s' = s - s² cancels near saturation)."""
+    x, weight = inputs
+    k = weight.shape[-1]
+    s = torch.sigmoid(F.conv1d(x.mean(dim=(2, 3)).unsqueeze(1), weight, padding=k // 2))  # (N, 1, C)
+    mean_abs = x.abs().mean(dim=(2, 3)).unsqueeze(1)  # (N, 1, C)
+    logit_abs = F.conv1d(mean_abs, weight.abs(), padding=k // 2)
+    logit_grad = (grad * x).abs().sum(dim=(2, 3)).unsqueeze(1) * sigmoid_slope_abs(s, logit_abs)  # (N, 1, C)
+    return {1: torch.nn.grad.conv1d_weight(mean_abs, weight.shape, logit_grad, padding=k // 2)}
+
+
+def compare_eca(x: torch.Tensor, weight: torch.Tensor, grad_seed: int = 123) -> None:
+    compare_with_float64(lambda t, w: kernels.eca(t, w, backend="triton"), eca_file.eca_reference, [x, weight],
+                         grad_seed=grad_seed, abs_terms=weight_grad_abs_terms)
+
+
 @pytest.mark.triton
 @pytest.mark.parametrize("shape,dtype,layout", CASES, ids=[case_id(*c) for c in CASES])
 def test_triton_matches_reference(shape, dtype, layout):
-    x = make_feature_map(shape, dtype, layout)
-    compare_with_float64(
-        lambda t, w: kernels.eca(t, w, backend="triton"), eca_file.eca_reference, [x, conv_weight(3, dtype)]
-    )
+    compare_eca(make_feature_map(shape, dtype, layout), conv_weight(3, dtype))
 
 
 @pytest.mark.triton
@@ -40,10 +62,7 @@ def test_triton_matches_reference(shape, dtype, layout):
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_several_channel_blocks_and_kernel_sizes(k, layout):
     """70 channels span several channel blocks of a channels-last tile (64 wide); k up to 9."""
-    x = make_feature_map((2, 70, 3, 4), torch.float32, layout, seed=k)
-    compare_with_float64(
-        lambda t, w: kernels.eca(t, w, backend="triton"), eca_file.eca_reference, [x, conv_weight(k, torch.float32)]
-    )
+    compare_eca(make_feature_map((2, 70, 3, 4), torch.float32, layout, seed=k), conv_weight(k, torch.float32))
 
 
 def test_reference_matches_float64_and_gradcheck():
@@ -58,13 +77,29 @@ def test_reference_matches_float64_and_gradcheck():
 @settings(max_examples=8, deadline=None)
 @given(
     n=st.integers(1, 2), c=st.integers(1, 40), h=st.integers(1, 6), w=st.integers(1, 6),
-    k=st.sampled_from([1, 3, 5, 7]), layout=st.sampled_from(LAYOUTS),
+    k=st.sampled_from([1, 3, 5, 7]), layout=st.sampled_from(LAYOUTS), seed=st.integers(0, 2**31 - 1),
 )
-def test_fuzz_shapes(n, c, h, w, k, layout):
-    x = make_feature_map((n, c, h, w), torch.float32, layout, seed=n * 1000 + c * 100 + h * 10 + w)
-    compare_with_float64(
-        lambda t, v: kernels.eca(t, v, backend="triton"), eca_file.eca_reference, [x, conv_weight(k, torch.float32)]
-    )
+def test_fuzz_shapes(n, c, h, w, k, layout, seed):
+    compare_eca(make_feature_map((n, c, h, w), torch.float32, layout, seed=seed), conv_weight(k, torch.float32, seed + 1),
+                grad_seed=seed + 2)
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_cancelling_weight_gradient_is_held_to_its_condition(layout):
+    """The draw that failed CI by chance (issue 13): at k = 1 the weight gradient of this 1x20x2x4 map
+    cancels (condition > 1000), so no fp32 implementation meets 1e-5 relative to the result; PyTorch's own
+    fp32 reference missed it in one layout and met it in another. It is held to 1e-5 relative to the sum
+    of the absolute values of its terms instead, in every layout alike."""
+    x = make_feature_map((1, 20, 2, 4), torch.float32, layout, seed=3024)
+    weight = conv_weight(1, torch.float32)
+    exact = [x.detach().double().requires_grad_(True), weight.detach().double().requires_grad_(True)]
+    y = eca_file.eca_reference(*exact)
+    grad = random_like(y, 123).double()
+    y.backward(grad)
+    terms = weight_grad_abs_terms([t.detach() for t in exact], grad)[1]
+    assert sum_condition(exact[1].grad, terms) > 1000
+    compare_eca(x, weight)
 
 
 @pytest.mark.skipif(AUTO_RUNS_TRITON, reason="checks the CPU dispatch: 'auto' runs PyTorch for CPU tensors")
