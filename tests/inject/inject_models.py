@@ -163,3 +163,123 @@ def ddp_worker(rank: int, world_size: int, workdir: str) -> None:
         torch.save(grads, f"{workdir}/grads{rank}.pt")
     finally:
         dist.destroy_process_group()
+
+
+# ---- hand-written hosts of the identity-equivalence catalogue ---------------------------------
+
+import collections  # noqa: E402
+
+HostOutput = collections.namedtuple("HostOutput", ["logits", "features"])
+
+
+def _collect_feature(module: nn.Module, args, output) -> None:
+    """A host's own forward hook (registered in __init__): keeps the stem output."""
+    module.collected = output
+
+
+class HookedHost(nn.Module):
+    """Registers its own forward hook and returns a namedtuple holding a dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = PlainBlock(3, 8)
+        self.block = ResidualBlock(8, 8)
+        self.fc = nn.Linear(8, 4)
+        self.stem.register_forward_hook(_collect_feature)
+
+    def forward(self, x: torch.Tensor) -> HostOutput:
+        y = self.block(self.stem(x))
+        return HostOutput(self.fc(y.mean(dim=(2, 3))), {"stem": self.stem.collected, "block": y})
+
+
+class KeywordHost(nn.Module):
+    """Calls its blocks with keyword arguments only: ``self.block(x=x)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = PlainBlock(3, 8)
+        self.block = ResidualBlock(8, 8)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.block(x=self.stem(x=x)))
+
+
+class ArgsKwargsHost(nn.Module):
+    """``forward(self, x, *args, **kwargs)``, as ultralytics' models: not symbolically traceable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = PlainBlock(3, 8)
+        self.block = ResidualBlock(8, 8)
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> list:
+        scale = kwargs.get("scale", 1.0)
+        y = self.block(self.stem(x)) * scale
+        return [y, *args]
+
+
+class RarelyTakenHost(nn.Module):
+    """Data-dependent control flow: ``rare`` runs only when the input's mean exceeds a threshold."""
+
+    def __init__(self, threshold: float = 10.0) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.stem = PlainBlock(3, 8)
+        self.common = ResidualBlock(8, 8)
+        self.rare = ResidualBlock(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        if x.mean() > self.threshold:
+            return self.rare(x)
+        return self.common(x)
+
+
+class NestedResidual(nn.Module):
+    """A residual block whose branch is itself two residual blocks."""
+
+    def __init__(self, channels: int = 8) -> None:
+        super().__init__()
+        self.inner = nn.Sequential(ResidualBlock(channels, channels), ResidualBlock(channels, channels))
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.proj(self.inner(x))
+
+
+class NestedHost(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = PlainBlock(3, 8)
+        self.stage = NestedResidual(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stage(self.stem(x))
+
+
+class SharedActBlock(nn.Module):
+    """Conv-BN, then an activation module shared with other blocks."""
+
+    def __init__(self, channels: int, act: nn.Module) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.norm = nn.BatchNorm2d(channels)
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.act(self.norm(self.conv(x)))
+
+
+class SharedModuleHost(nn.Module):
+    """One ``nn.ReLU`` instance used by two blocks (registered under both)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        act = nn.ReLU()
+        self.stem = PlainBlock(3, 8)
+        self.first = SharedActBlock(8, act)
+        self.second = SharedActBlock(8, act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(self.stem(x)))
