@@ -147,24 +147,6 @@ class TupleNet(nn.Module):
         return a + b
 
 
-def ddp_worker(rank: int, world_size: int, workdir: str) -> None:
-    """One DDP rank (gloo, CPU): load the pickled injected model, one training step on its own
-    data, save its gradients for the parent test to compare."""
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    dist.init_process_group("gloo", init_method=f"file://{workdir}/store", rank=rank, world_size=world_size)
-    try:
-        model = torch.load(f"{workdir}/model.pt", weights_only=False)
-        ddp = DistributedDataParallel(model, find_unused_parameters=True)  # TinyResNet.unused
-        x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(100 + rank))
-        ddp(x).square().mean().backward()
-        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-        torch.save(grads, f"{workdir}/grads{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
 # ---- hand-written hosts of the identity-equivalence catalogue ---------------------------------
 
 import collections  # noqa: E402
@@ -283,3 +265,40 @@ class SharedModuleHost(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.second(self.first(self.stem(x)))
+
+
+def rank_input(rank: int, size: int) -> torch.Tensor:
+    """The batch rank ``rank`` trains on in the distributed tests."""
+    return torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(100 + rank))
+
+
+def distributed_worker(rank: int, world_size: int, workdir: str) -> None:
+    """One rank (gloo, CPU) of the distributed survival test, in one process group:
+
+    * DDP: the pickled injected ``ddp.pt``, one training step; saves the (averaged) gradients;
+    * FSDP2: ``fully_shard`` every block and the root of the pickled injected ``fsdp.pt`` (a
+      ResNet-18), one training step; saves the full (averaged) gradients.
+    """
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{workdir}/store", rank=rank, world_size=world_size)
+    try:
+        model = torch.load(f"{workdir}/ddp.pt", weights_only=False)
+        ddp = DistributedDataParallel(model, find_unused_parameters=True)  # TinyResNet.unused
+        ddp(rank_input(rank, 16)).square().mean().backward()
+        ddp_grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+        model = torch.load(f"{workdir}/fsdp.pt", weights_only=False)
+        mesh = init_device_mesh("cpu", (world_size,))
+        for stage in ("layer1", "layer2", "layer3", "layer4"):
+            for block in getattr(model, stage):
+                fully_shard(block, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        model(rank_input(rank, 32)).square().mean().backward()
+        fsdp_grads = {name: p.grad.full_tensor() for name, p in model.named_parameters() if p.grad is not None}
+        torch.save({"ddp": ddp_grads, "fsdp": fsdp_grads}, f"{workdir}/grads{rank}.pt")
+    finally:
+        dist.destroy_process_group()
