@@ -10,6 +10,7 @@ Example:
     ('ResNet', 86)
 """
 from .api import inject_attention
+from .branch import NoResidualError
 from .removal import remove_attention
 from .report import InjectionReport, InjectionSite, get_injection_report
 from .residual import find_residual_add
@@ -18,6 +19,7 @@ from .tracing import UntraceableError
 
 __all__ = [
     "inject_attention",
+    "NoResidualError",
     "remove_attention",
     "InjectionReport",
     "InjectionSite",

@@ -219,7 +219,7 @@ def _example_run(work: nn.Module, example_args: Tuple[Any, ...], watched: List[s
         else:
             hint = f"pass an example_input the model takes (its default size is {size})"
         raise ValueError(f"running example_input ({given}) through {type(work).__name__} failed: "
-                         f"{type(err).__name__}: {first_line}; {hint}") from err
+                         f"{type(err).__name__}: {first_line}; {hint}") from None  # one clear error
 
 
 def _reached(matches, values: Dict[str, SiteValues], selector_text: str, unreached: str, skipped):
