@@ -57,11 +57,17 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
 def check_feature_map(x: torch.Tensor, channels: Optional[int], module: str) -> None:
     """Raise ``ValueError`` unless ``x`` is (B, C, H, W) with C == ``channels`` (when given).
 
-    Skipped while ``torch.fx`` traces (proxies have no shape), so modules stay traceable.
+    Skipped while ``torch.fx`` traces (proxies have no shape), so modules stay traceable, and in
+    TorchScript (which cannot compile these messages), so modules stay scriptable.
 
     Example:
         >>> check_feature_map(torch.zeros(1, 8, 4, 4), 8, "SELayer")
     """
+    if not torch.jit.is_scripting():
+        _check_feature_map_eager(x, channels, module)
+
+
+def _check_feature_map_eager(x: torch.Tensor, channels: Optional[int], module: str) -> None:
     if isinstance(x, torch.fx.Proxy):
         return
     if x.dim() != 4:

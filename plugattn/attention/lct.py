@@ -70,11 +70,19 @@ class LCT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channels, "LCT")
         pooled = x.mean(dim=(2, 3))  # (B, C, H, W) -> (B, C)
-        grouped = rearrange(pooled, "b (g n) -> b g n", g=self.groups)  # n = C / G channels per group
+        if torch.jit.is_scripting():  # TorchScript cannot compile einops: the same reshapes spelled out
+            grouped = pooled.unflatten(1, (self.groups, -1))  # (B, G, n)
+        else:
+            grouped = rearrange(pooled, "b (g n) -> b g n", g=self.groups)  # n = C / G channels per group
         mean = grouped.mean(dim=-1, keepdim=True)  # (B, G, 1)
         var = (grouped - mean).square().mean(dim=-1, keepdim=True)  # (B, G, 1)
         normalised = (grouped - mean) / (var + self.eps).sqrt()
-        normalised = rearrange(normalised, "b g n -> b (g n) 1 1")  # (B, C, 1, 1)
-        weight = rearrange(self.w, "c -> 1 c 1 1")
-        bias = rearrange(self.b, "c -> 1 c 1 1")
+        if torch.jit.is_scripting():
+            normalised = normalised.flatten(1)[:, :, None, None]  # (B, C, 1, 1)
+            weight = self.w[None, :, None, None]
+            bias = self.b[None, :, None, None]
+        else:
+            normalised = rearrange(normalised, "b g n -> b (g n) 1 1")  # (B, C, 1, 1)
+            weight = rearrange(self.w, "c -> 1 c 1 1")
+            bias = rearrange(self.b, "c -> 1 c 1 1")
         return x * torch.sigmoid(weight * normalised + bias)

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from .. import kernels
+from ..kernels.simam import simam_reference
 from .._validate import check_feature_map, check_int, check_positive_float
 from .registry import register_attention
 
@@ -50,7 +51,10 @@ class SimAM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channels, "SimAM")
         # fused Triton kernel on CUDA, the PyTorch reference (the equations above) elsewhere
-        return kernels.simam(x, self.e_lambda)  # (B, C, H, W)
+        if torch.jit.is_scripting():  # TorchScript runs the reference; eager dispatches to Triton
+            return simam_reference(x, self.e_lambda)
+        else:
+            return kernels.simam(x, self.e_lambda)  # (B, C, H, W)
 
     def forward_gated(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         """``x + gate.view(1, C, 1, 1) * (self(x) - x)`` with a per-channel (C,) ``gate``, computed in

@@ -123,7 +123,10 @@ class SKLayer(nn.Module):
         features = torch.stack([branch(x) for branch in self.branches], dim=1)  # (B, M, P, H', W')
         fused = features.sum(dim=1)  # Eq. 1, (B, P, H', W')
         descriptor = self.squeeze(fused.mean(dim=(2, 3), keepdim=True))  # Eqs. 2-3, (B, d, 1, 1)
-        logits = rearrange(self.select(descriptor), "b (m p) 1 1 -> b m p 1 1", m=self.M)
+        if torch.jit.is_scripting():  # TorchScript cannot compile einops
+            logits = self.select(descriptor).unflatten(1, (self.M, -1))  # (B, M, P, 1, 1)
+        else:
+            logits = rearrange(self.select(descriptor), "b (m p) 1 1 -> b m p 1 1", m=self.M)
         weights = torch.softmax(logits, dim=1)  # Eq. 5: softmax across branches
         return (weights * features).sum(dim=1)  # Eq. 6, (B, P, H', W')
 

@@ -92,14 +92,19 @@ class WindowAttention2d(nn.Module):
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)  # as in Swin
         self.gamma = nn.Parameter(torch.full((channels,), 1e-4))
 
+    @torch.jit.ignore  # TorchScript calls back into Python here (the kernel dispatch is Python)
+    def _attend(self, qkv):  # unannotated: TorchScript then reads Tensor -> Tensor (annotations are strings here)
+        """(B, H, W, 3, heads, d) -> (B, H, W, heads, d): (shifted) window attention of q, k, v."""
+        return window_attention(
+            qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :], self.relative_position_bias_table,
+            self.window_size, self.shift_size, self.scale,
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channels, "WindowAttention2d")
         tokens = self.norm(x.permute(0, 2, 3, 1))  # (B, C, H, W) -> (B, H, W, C)
         qkv = self.qkv(tokens).unflatten(-1, (3, self.num_heads, self.head_dim))  # (B, H, W, 3, heads, d)
-        attended = window_attention(
-            qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :], self.relative_position_bias_table,
-            self.window_size, self.shift_size, self.scale,
-        )  # (B, H, W, heads, d)
+        attended = self._attend(qkv)  # (B, H, W, heads, d)
         update = self.gamma * self.proj(attended.flatten(-2))  # (B, H, W, C)
         return x + update.permute(0, 3, 1, 2)
 

@@ -1,7 +1,7 @@
 """`plugattn inject MODEL ATTENTION --after SELECTOR`: inject, report, run forward + backward, time.
 
 Prints the sites, the parameter and multiply-add totals before and after with the overhead, the
-injection path (FX graph rewrite or forward-hook fallback), then runs a training-mode forward and
+way the attention is attached (plugattn forward hooks at module boundaries), then runs a training-mode forward and
 backward pass on the example input (output shape, gradients, the kernel backend of every attention
 module) and times inference forward passes of both models.
 """
@@ -130,11 +130,12 @@ def sites_table(report: InjectionReport) -> str:
             "channels": s.channels,
             "module": s.site_class,
             "attention": f"{s.attention} ({s.attention_class})",
+            "attached": s.attached + (" (B, H, W, C)" if s.channels_last else ""),
             "params added": f"{s.params:,}",
         }
         for s in report.sites
     ]
-    return format_table(rows, ["site", "position", "channels", "module", "attention", "params added"])
+    return format_table(rows, ["site", "position", "channels", "module", "attention", "attached", "params added"])
 
 
 def totals_table(params: Tuple[int, int], macs: Tuple[int, int]) -> str:
@@ -157,11 +158,10 @@ def totals_table(params: Tuple[int, int], macs: Tuple[int, int]) -> str:
 
 
 def path_line(report: InjectionReport) -> str:
-    """Which injection path was taken, and why when it fell back."""
-    if report.mode == "fx":
-        return "FX graph rewrite (torch.fx symbolic trace; the result is a GraphModule)"
-    reason = f": {report.fallback_reason}" if report.fallback_reason else ""
-    return f"forward hooks (fallback{reason})"
+    """How the attention is attached (the same for every model since the whole-model fx rewrite went)."""
+    skipped = f"; {len(report.skipped)} matched module(s) skipped: {', '.join(s for s, _ in report.skipped)}" if report.skipped else ""
+    return ("forward hooks at module boundaries (the model keeps its class, forward code and hooks; "
+            f"see 'attached' per site){skipped}")
 
 
 def forward_backward(injected: Injected) -> Tuple[torch.Size, int, int, List[Tuple[str, str, int]]]:

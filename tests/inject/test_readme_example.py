@@ -26,9 +26,9 @@ def test_readme_first_example_runs_as_written_and_prints_what_is_shown(capsys):
     exec(compile(code, str(README), "exec"), namespace)
     assert capsys.readouterr().out == shown
     report = namespace["model"].injection_report
-    assert len(report.sites) == 16 and report.params_added == 86 and report.mode == "fx"
+    assert len(report.sites) == 16 and report.params_added == 86 and report.mode == "hook"
     assert report.sites[0].shape == (1, 256, 56, 56)  # the default input is 1x3x224x224
-    assert type(namespace["original"]).__name__ == "ResNet"
+    assert type(namespace["original"]).__name__ == type(namespace["model"]).__name__ == "ResNet"
 
 
 def test_torchvision_resnet50_gives_the_same_report():
