@@ -149,16 +149,18 @@ class Geometry:
 
 
 @register_planner("window_attention")
-def plan_forward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool, device: DeviceSpec) -> List[Launch]:
-    """The forward launch for ``shape = (B, H, W, C, heads, window, shift)`` (see the module docstring).
+def plan_forward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool, device: DeviceSpec,
+                 block_m: Optional[int] = None) -> List[Launch]:
+    """The forward launch for ``shape = (B, H, W, C, heads, window, shift)`` (see the module docstring);
+    ``block_m`` (a power of two >= 16) is forced by tests only.
 
     Example:
         >>> [launch] = plan_forward((1, 56, 56, 96, 3, 7, 3), torch.bfloat16, False, DEVICES["h100"])
         >>> launch.grid, launch.constexprs["BLOCK_M"], launch.constexprs["KEYS_MAIN"]
-        ((64, 3, 1), 64, 64)
+        ((64, 3, 2), 32, 64)
     """
     geo = Geometry(shape, dtype)
-    block_m = geo.block_m(False, device.sm_count)
+    block_m = block_m or geo.block_m(False, device.sm_count)
     grid = (geo.total_windows, geo.heads, -(-geo.tokens // block_m))
     # read q, k, v, write the output (4T), the bias tile once from DRAM
     moved = 4 * geo.token_bytes + geo.tile_bytes(block_m)
@@ -186,9 +188,10 @@ def windows_per_program(geo: Geometry, block_m: int, device: DeviceSpec, determi
 
 
 @register_planner("window_attention_backward")
-def plan_backward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool, device: DeviceSpec) -> List[Launch]:
+def plan_backward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool, device: DeviceSpec,
+                  block_m: Optional[int] = None, per_program: Optional[int] = None) -> List[Launch]:
     """The backward launch for ``shape = (B, H, W, C, heads, window, shift)``; ``DETERMINISTIC`` follows
-    ``torch.are_deterministic_algorithms_enabled()``.
+    ``torch.are_deterministic_algorithms_enabled()``; ``block_m`` and ``per_program`` are forced by tests only.
 
     Example:
         >>> [launch] = plan_backward((64, 56, 56, 96, 3, 7, 3), torch.bfloat16, False, DEVICES["h100"])
@@ -196,9 +199,9 @@ def plan_backward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: boo
         ((512, 3), 8)
     """
     geo = Geometry(shape, dtype)
-    block_m = geo.block_m(True, device.sm_count)
+    block_m = block_m or geo.block_m(True, device.sm_count)
     deterministic = torch.are_deterministic_algorithms_enabled()
-    per_program = windows_per_program(geo, block_m, device, deterministic)
+    per_program = per_program or windows_per_program(geo, block_m, device, deterministic)
     grid = (-(-geo.total_windows // per_program), geo.heads)
     constexprs = dict(geo.common_constexprs(block_m), WINDOWS_PER_PROGRAM=per_program,
                       DETERMINISTIC=deterministic, RELAXED=RELAXED_ATOMICS)
@@ -259,14 +262,16 @@ def _strides(t: torch.Tensor) -> Tuple[int, ...]:
     return tuple(t.stride())
 
 
-def launch_forward(qkv: torch.Tensor, bias: torch.Tensor, window: int, shift: int, scale: float) -> torch.Tensor:
-    """The forward kernel: (B, H, W, 3C) qkv and (heads, N, N) bias -> (B, H, W, C)."""
+def launch_forward(qkv: torch.Tensor, bias: torch.Tensor, window: int, shift: int, scale: float,
+                   **forced: int) -> torch.Tensor:
+    """The forward kernel: (B, H, W, 3C) qkv and (heads, N, N) bias -> (B, H, W, C); ``forced``: tests'
+    ``block_m``."""
     heads = bias.shape[0]
     shape = problem_shape(qkv, heads, window, shift)
     out = empty_output(qkv, shape[:3] + (shape[3],))
     if qkv.numel() == 0:
         return out
-    [plan] = plan_forward(shape, qkv.dtype, False, device_spec(qkv))
+    [plan] = plan_forward(shape, qkv.dtype, False, device_spec(qkv), **forced)
     geo = Geometry(shape, qkv.dtype)
     c = plan.constexprs
     tile = bias_tile(bias, window, shift, c["QUERY_SLOTS"], geo.key_slots)
@@ -279,14 +284,15 @@ def launch_forward(qkv: torch.Tensor, bias: torch.Tensor, window: int, shift: in
 
 
 def launch_backward(grad_out: torch.Tensor, qkv: torch.Tensor, bias: torch.Tensor, window: int, shift: int,
-                    scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The backward kernel: (∂qkv (B, H, W, 3C) in qkv's dtype, ∂bias (heads, N, N) in bias's dtype)."""
+                    scale: float, **forced: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The backward kernel: (∂qkv (B, H, W, 3C) in qkv's dtype, ∂bias (heads, N, N) in bias's dtype);
+    ``forced``: tests' ``block_m`` / ``per_program``."""
     heads, tokens, _ = bias.shape
     shape = problem_shape(qkv, heads, window, shift)
     dqkv = empty_output(qkv, tuple(qkv.shape))
     if qkv.numel() == 0:
         return dqkv, torch.zeros_like(bias)
-    [plan] = plan_backward(shape, qkv.dtype, False, device_spec(qkv))
+    [plan] = plan_backward(shape, qkv.dtype, False, device_spec(qkv), **forced)
     geo = Geometry(shape, qkv.dtype)
     c = plan.constexprs
     tile = bias_tile(bias, window, shift, c["QUERY_SLOTS"], geo.key_slots)
@@ -300,7 +306,7 @@ def launch_backward(grad_out: torch.Tensor, qkv: torch.Tensor, bias: torch.Tenso
         **c, num_warps=plan.num_warps,
     )
     dbias = dbias.sum(dim=0) if slices > 1 else dbias[0]  # a fixed-order reduction
-    return dqkv, dbias[:, :tokens, :tokens].to(bias.dtype)
+    return dqkv, dbias[:, :tokens, :tokens].to(bias.dtype).contiguous()
 
 
 __all__ = ["MAX_TRITON_HEAD_DIM", "MAX_TRITON_WINDOW", "key_pieces", "launch_backward", "launch_forward",
