@@ -85,5 +85,21 @@ class SELayer(nn.Module):
             x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, act=self.act_name, gate=self.gate_name
         )
 
+    def forward_gated(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """``x + gate.view(1, C, 1, 1) * (self(x) - x)`` with a per-channel (C,) ``gate``, computed in
+        the same fused kernels as :meth:`forward` (``gate = 0`` is the identity, ``1`` is SE).
+
+        Example:
+            >>> se = SELayer(8, reduction=4)
+            >>> x = torch.randn(1, 8, 3, 3)
+            >>> torch.equal(se.forward_gated(x, torch.zeros(8)), x)
+            True
+        """
+        check_feature_map(x, self.channel, "SELayer")
+        return kernels.se(
+            x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, act=self.act_name, gate=self.gate_name,
+            gamma=gate,
+        )
+
     def extra_repr(self) -> str:
         return f"channel={self.channel}, hidden={self.hidden_channels}, act={self.act_name}, gate={self.gate_name}"

@@ -52,6 +52,18 @@ class SimAM(nn.Module):
         # fused Triton kernel on CUDA, the PyTorch reference (the equations above) elsewhere
         return kernels.simam(x, self.e_lambda)  # (B, C, H, W)
 
+    def forward_gated(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """``x + gate.view(1, C, 1, 1) * (self(x) - x)`` with a per-channel (C,) ``gate``, computed in
+        the same fused kernels as :meth:`forward` (``gate = 0`` is the identity, ``1`` is SimAM).
+
+        Example:
+            >>> x = torch.randn(1, 8, 3, 3)
+            >>> torch.equal(SimAM().forward_gated(x, torch.zeros(8)), x)
+            True
+        """
+        check_feature_map(x, self.channels, "SimAM")
+        return kernels.simam(x, self.e_lambda, gamma=gate)  # (B, C, H, W)
+
     def extra_repr(self) -> str:
         return f"channels={self.channels}, e_lambda={self.e_lambda}"
 

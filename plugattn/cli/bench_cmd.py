@@ -136,6 +136,14 @@ def device_description(device: str) -> str:
     return f"cpu, torch {torch.__version__}"
 
 
+def _launch_plans(plans: Sequence[tuple], dtypes: Sequence[str], on_gpu: bool) -> str:
+    """The Triton launches each timed op makes (this GPU's plan, or an H100's on CPU)."""
+    from ..benchmark.plans import format_plans
+
+    device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else "h100"
+    return "\n".join(format_plans(runner_ops, shapes, dtypes, device) for _, runner_ops, shapes in plans)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda but no GPU is visible; use --device cpu for a (tiny) CPU run")
@@ -171,12 +179,15 @@ def run(args: argparse.Namespace) -> int:
     print(_text_table(rows, on_gpu))
     if not on_gpu:
         print(CPU_NOTE)
+    plan_text = _launch_plans(plans, dtypes, on_gpu)
+    print(plan_text)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "results.csv")
     notes = "" if on_gpu else f"\n\n{CPU_NOTE}"
-    (out / "results.md").write_text(f"{description}\n\n{markdown_table(rows)}{notes}\n", encoding="utf-8")
+    (out / "results.md").write_text(f"{description}\n\n{markdown_table(rows)}{notes}\n\n```\n{plan_text}\n```\n",
+                                    encoding="utf-8")
     written = [out / "results.csv", out / "results.md"]
     try:
         written.append(draw_speedups(rows, out / "speedups.png", f"plugattn speed-ups - {description}"))

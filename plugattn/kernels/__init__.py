@@ -24,7 +24,8 @@ Example:
     ...     kernels.simam(torch.randn(1, 4, 5, 5)).shape
     torch.Size([1, 4, 5, 5])
 """
-from .dispatch import BACKENDS, get_backend, interpreter_enabled, resolve_backend, set_backend, triton_available, use_backend
+from .dispatch import (BACKENDS, get_backend, interpreter_enabled, resolve_backend, set_backend, triton_available,
+                       triton_unavailable_reason, use_backend)
 from .eca_kernel import eca, eca_reference
 from .plan import DEVICES, DeviceSpec, Launch, launch_plan
 from .se_kernel import se, se_reference
@@ -48,6 +49,7 @@ __all__ = [
     "simam",
     "simam_reference",
     "triton_available",
+    "triton_unavailable_reason",
     "use_backend",
     "window_attention",
     "window_attention_reference",

@@ -1,25 +1,34 @@
-"""ECA as fused Triton kernels, forward and backward, with the PyTorch reference they must equal.
+"""ECA with Triton pooling and scale kernels, forward and backward, and the PyTorch reference they must equal.
 
 Paper: Wang, Wu, Zhu, Li, Zuo, Hu, "ECA-Net: Efficient Channel Attention for Deep CNNs", CVPR 2020.
 With m = mean_hw(x) (N, C) and the Conv1d(1, 1, k, padding=k//2, bias=False) weight w::
 
     a[c] = Σ_j w[j] · m[c − p + j]   (p = k // 2, zero padding)    s = sigmoid(a)    y = x · s
 
-Backward (g = ∂L/∂y)::
+With a per-channel ``gamma`` (C,) the op computes ``x + gamma · (y − x)``: the scale becomes
+s' = 1 + gamma (s − 1), folded into the same per-(n, c) scale. Backward (g = ∂L/∂y, Σgx = Σ_hw g·x)::
 
-    δ[c]  = Σ_hw(g·x)[c] · s[c] (1 − s[c])        ∂L/∂w[j] = Σ_n Σ_c δ[c] · m[c − p + j]
-    ∂m[c] = Σ_j w[j] · δ[c + p − j]               ∂L/∂x    = g · s + ∂m / HW
+    δ[c]  = gamma[c] · Σgx[c] · s[c] (1 − s[c])        ∂L/∂w[j]   = Σ_n Σ_c δ[c] · m[c − p + j]
+    ∂m[c] = Σ_j w[j] · δ[c + p − j]                    ∂L/∂x      = g · s' + ∂m / HW
+    ∂L/∂gamma[c] = Σ_n Σgx[c] · (s[c] − 1)
 
-One fused kernel each way. A program owns a block of channels and also reads a halo of p channels
-on each side (2p in the backward, whose ∂m needs δ, hence s, hence m, one halo further out), so it
-can compute the channel convolution itself - as a small banded matrix product in registers -
-without any other program's result:
+Three steps each way, the middle one on (N, C) values only (a k-tap convolution: tiny):
 
-* forward: pass 1 reads the block + halo to pool it, pass 2 reads the owned block again and writes
-  y. The second read is of data this program has just read, so on a GPU it is mostly served by L2:
-  DRAM traffic is close to one read of x (plus the halo fraction 2p / block) and one write.
-* backward: pass 1 reads x and g (block + halo) for Σx and Σg·x, pass 2 reads g again and writes
-  dx; ∂L/∂w is reduced per program into a tiny (N, blocks, k) buffer and summed.
+* forward: ``channel_sums`` (split over H·W, partials per (split, n, c) added in a fixed order)
+  → conv1d + sigmoid on the (N, C) means in fp32 → ``channel_scale`` (one program per tile).
+* backward: ``channel_sums`` over x and g → δ, ∂w, ∂m on (N, C) → ``channel_scale`` writing dx.
+
+Byte model (B = N·C·H·W · element size; ``launch_plan("eca", ...)`` reports it per launch):
+forward 3B, backward 4B, plus (splits + 1)·N·C·4 bytes of fp32 partials. The scale pass's read is
+counted as an L2 hit when the tensor fits in half of ``DeviceSpec.l2_bytes``.
+
+Why not one fused kernel (the earlier design): a program owning a channel block must read its block
+plus a halo of p channels twice, and the second read is only an L2 hit when all resident programs'
+planes fit in L2 - at 64×256×56×56 about 128 MB are live against 50 MB, so it moved ~3.1B anyway,
+launched only N·C/(64 − 2p) programs (5 at 1×256×56×56), held (64 × 64) band matrices that spilled,
+and multiplied 0 · inf outside the band (one NaN spread over its whole block). The split path moves
+a fixed 3B, fills the GPU at any batch size, keeps no band matrix, and puts a NaN or inf exactly
+where the reference does (the convolution runs as ``F.conv1d`` on the means).
 
 No input is copied: any strides, channels_last included, are read in place.
 """
@@ -30,13 +39,18 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ._common import check_nchw, define_op, empty_output, feature_map_strides, fx_leaf, launch, load_tile, store_tile, tl, triton
-from .dispatch import interpreter_enabled, resolve_backend
+from ._common import (
+    channel_scale, channel_sums, check_gamma, check_nchw, check_same_dtype, define_op, fx_leaf, gated_scale,
+    plan_channel_scale, plan_channel_sums,
+)
+from .dispatch import resolve_backend
+from .plan import register_planner
 
 
 # ----------------------------------------------------------------------------- reference
-def eca_reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Plain differentiable PyTorch ECA (any dtype/device; float64 gradcheck runs on it).
+def eca_reference(x: torch.Tensor, weight: torch.Tensor, gamma: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Plain differentiable PyTorch ECA (any dtype/device; float64 gradcheck runs on it); with
+    ``gamma`` (C,), ``x + gamma * (eca(x) - x)``.
 
     Example:
         >>> eca_reference(torch.randn(2, 8, 3, 3), torch.randn(1, 1, 3)).shape
@@ -45,156 +59,80 @@ def eca_reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     kernel_size = weight.shape[-1]
     pooled = x.mean(dim=(2, 3)).unsqueeze(1)  # (N, C, H, W) -> (N, 1, C): channels are the sequence
     logits = F.conv1d(pooled, weight, padding=kernel_size // 2).squeeze(1)  # (N, C)
-    return x * torch.sigmoid(logits)[:, :, None, None]
+    y = x * torch.sigmoid(logits)[:, :, None, None]
+    return y if gamma is None else x + gamma[None, :, None, None] * (y - x)
 
 
-# ----------------------------------------------------------------------------- Triton kernels
-@triton.jit
-def _band_matrix(w_ptr, K, shift, EXT: tl.constexpr):
-    """(EXT, EXT) matrix M with M[e, m] = w[m − e + shift] inside the band 0 ≤ m − e + shift < K."""
-    rows = tl.arange(0, EXT)
-    cols = tl.arange(0, EXT)
-    tap = cols[None, :] - rows[:, None] + shift
-    return tl.load(w_ptr + tap, mask=(tap >= 0) & (tap < K), other=0.0).to(tl.float32)
+# ----------------------------------------------------------------------------- launch plan
+@register_planner("eca")
+def plan_eca(shape, dtype, channels_last, spec):
+    """Forward: pooling (split reduction), scale; backward: sums of x and g·x, scale with shift."""
+    return [
+        plan_channel_sums(shape, dtype, channels_last, spec),
+        plan_channel_scale(shape, dtype, channels_last, spec),
+        plan_channel_sums(shape, dtype, channels_last, spec, with_grad=True, phase="backward"),
+        plan_channel_scale(shape, dtype, channels_last, spec, with_shift=True, phase="backward"),
+    ]
 
 
-@triton.jit
-def _eca_fwd_kernel(
-    x_ptr, w_ptr, y_ptr, C, HW, W, sxn, sxc, sxh, sxw, syn, syc, syh, syw, K, HALO, OWNED,
-    HW_FLAT: tl.constexpr, EXT: tl.constexpr, BLOCK_HW: tl.constexpr,
-):
-    n = tl.program_id(0)
-    ext = tl.arange(0, EXT)  # position in [halo | owned channels | halo]
-    channels = tl.program_id(1) * OWNED - HALO + ext
-    in_ok = (channels >= 0) & (channels < C)  # outside [0, C) is the conv's zero padding
-    acc = tl.zeros((EXT, BLOCK_HW), dtype=tl.float32)
-    for start in range(0, HW, BLOCK_HW):
-        hw = start + tl.arange(0, BLOCK_HW)
-        mask = in_ok[:, None] & (hw < HW)[None, :]
-        x = load_tile(x_ptr, n, channels, hw, sxn, sxc, sxh, sxw, W, mask, HW_FLAT)
-        acc += x
-    pooled = tl.sum(acc, axis=1) / HW  # (EXT,)
-    # a[e] = Σ_j w[j] pooled[e − p + j]: banded matrix times the pooled vector
-    logits = tl.sum(_band_matrix(w_ptr, K, HALO, EXT) * pooled[None, :], axis=1)
-    scale = tl.sigmoid(logits)
-    out_ok = (ext >= HALO) & (ext < HALO + OWNED) & in_ok
-    for start in range(0, HW, BLOCK_HW):
-        hw = start + tl.arange(0, BLOCK_HW)
-        mask = out_ok[:, None] & (hw < HW)[None, :]
-        x = load_tile(x_ptr, n, channels, hw, sxn, sxc, sxh, sxw, W, mask, HW_FLAT)
-        y = x * scale[:, None]
-        store_tile(y_ptr, y, n, channels, hw, syn, syc, syh, syw, W, mask, HW_FLAT)
+# ----------------------------------------------------------------------------- Triton path
+def _channel_conv(pooled: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(N, C) fp32 -> (N, C): the k-tap convolution across channels, zero padded."""
+    kernel_size = weight.shape[-1]
+    return F.conv1d(pooled.unsqueeze(1), weight.float(), padding=kernel_size // 2).squeeze(1)
 
 
-@triton.jit
-def _eca_bwd_kernel(
-    g_ptr, x_ptr, w_ptr, dx_ptr, dw_ptr, C, HW, W,
-    sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw, K, HALO, OWNED,
-    HW_FLAT: tl.constexpr, EXT: tl.constexpr, BLOCK_HW: tl.constexpr,
-):
-    n = tl.program_id(0)
-    block = tl.program_id(1)
-    ext = tl.arange(0, EXT)  # [2p halo | owned channels | 2p halo]
-    channels = block * OWNED - 2 * HALO + ext
-    in_ok = (channels >= 0) & (channels < C)
-    acc_x = tl.zeros((EXT, BLOCK_HW), dtype=tl.float32)
-    acc_gx = tl.zeros((EXT, BLOCK_HW), dtype=tl.float32)
-    for start in range(0, HW, BLOCK_HW):
-        hw = start + tl.arange(0, BLOCK_HW)
-        mask = in_ok[:, None] & (hw < HW)[None, :]
-        x = load_tile(x_ptr, n, channels, hw, sxn, sxc, sxh, sxw, W, mask, HW_FLAT)
-        g = load_tile(g_ptr, n, channels, hw, sgn, sgc, sgh, sgw, W, mask, HW_FLAT)
-        acc_x += x
-        acc_gx += g * x
-    pooled = tl.sum(acc_x, axis=1) / HW
-    sum_gx = tl.sum(acc_gx, axis=1)
-    # s is exact where its whole window lies inside the tile: ext in [p, EXT − p)
-    scale = tl.sigmoid(tl.sum(_band_matrix(w_ptr, K, HALO, EXT) * pooled[None, :], axis=1))
-    delta_ok = in_ok & (ext >= HALO) & (ext < EXT - HALO)
-    delta = tl.where(delta_ok, sum_gx * scale * (1.0 - scale), 0.0)
-    # ∂m[e] = Σ_j w[j] δ[e + p − j]: the transposed band (M[e, m] = w[e − m + p])
-    rows = tl.arange(0, EXT)
-    tap_t = rows[:, None] - ext[None, :] + HALO
-    band_t = tl.load(w_ptr + tap_t, mask=(tap_t >= 0) & (tap_t < K), other=0.0).to(tl.float32)
-    grad_pooled = tl.sum(band_t * delta[None, :], axis=1)
-    owned = (ext >= 2 * HALO) & (ext < 2 * HALO + OWNED) & in_ok
-    # ∂L/∂w[j] from the owned channels: Σ_e δ[e] pooled[e − p + j], i.e. the band entries equal to j
-    tap = ext[None, :] - rows[:, None] + HALO  # tap[e, m] = m − e + p
-    outer = tl.where(owned, delta, 0.0)[:, None] * pooled[None, :]
-    dw_base = (n.to(tl.int64) * tl.num_programs(1) + block) * K
-    for j in range(0, K):
-        tl.store(dw_ptr + dw_base + j, tl.sum(tl.sum(tl.where(tap == j, outer, 0.0), axis=1), axis=0))
-    scale_hw = grad_pooled / HW
-    for start in range(0, HW, BLOCK_HW):
-        hw = start + tl.arange(0, BLOCK_HW)
-        mask = owned[:, None] & (hw < HW)[None, :]
-        g = load_tile(g_ptr, n, channels, hw, sgn, sgc, sgh, sgw, W, mask, HW_FLAT)
-        dx = g * scale[:, None] + scale_hw[:, None]
-        store_tile(dx_ptr, dx, n, channels, hw, sdn, sdc, sdh, sdw, W, mask, HW_FLAT)
+def _eca_forward(x: torch.Tensor, weight: torch.Tensor, gamma: Optional[torch.Tensor]) -> torch.Tensor:
+    sum_x, _ = channel_sums(x)  # pass 1 over x
+    pooled = sum_x / (x.shape[2] * x.shape[3])  # (N, C); 0 / 0 = NaN on empty maps, as x.mean
+    scale = torch.sigmoid(_channel_conv(pooled, weight))
+    return channel_scale(x, gated_scale(scale, gamma))  # pass 2 over x, the write of y
 
 
-# ----------------------------------------------------------------------------- launchers
-MAX_EXT = 128  # channels (owned + halo) per program; tests lower it to get several blocks on tiny C
-
-
-def _eca_tiles(x: torch.Tensor, halo: int) -> Tuple[int, int, int]:
-    """(EXT, owned channels per program, BLOCK_HW) for a total halo of ``halo`` channels per side."""
-    channels, hw = x.shape[1], x.shape[2] * x.shape[3]
-    ext = 64 if 2 * halo <= 16 else 128
-    ext = min(ext, MAX_EXT, triton.next_power_of_2(channels + 2 * halo))
-    ext = max(triton.next_power_of_2(2 * halo + 1), ext)  # at least one owned channel
-    block_hw = max(1, min(triton.next_power_of_2(hw), 4096 // ext))
-    if interpreter_enabled():
-        block_hw = min(block_hw, 32)
-    return ext, ext - 2 * halo, block_hw
-
-
-def _eca_forward(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    n, c, h, w = x.shape
-    k = weight.shape[-1]
-    y = empty_output(x)
-    strides, flat = feature_map_strides(x, y)
-    ext, owned, block_hw = _eca_tiles(x, k // 2)
-    launch(_eca_fwd_kernel, (n, triton.cdiv(c, owned)), x, weight.contiguous(), y, c, h * w, w, *strides,
-           k, k // 2, owned, HW_FLAT=flat, EXT=ext, BLOCK_HW=block_hw, num_warps=8 if ext > 64 else 4)
-    return y
-
-
-def _eca_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    n, c, h, w = x.shape
-    k = weight.shape[-1]
-    dx = empty_output(x)
-    strides, flat = feature_map_strides(grad, x, dx)
-    ext, owned, block_hw = _eca_tiles(x, 2 * (k // 2))
-    blocks = triton.cdiv(c, owned)
-    dw_partial = empty_output(x, (n, blocks, k), torch.float32)
-    launch(_eca_bwd_kernel, (n, blocks), grad, x, weight.contiguous(), dx, dw_partial, c, h * w, w, *strides,
-           k, k // 2, owned, HW_FLAT=flat, EXT=ext, BLOCK_HW=block_hw, num_warps=8 if ext > 64 else 4)
-    grad_weight = dw_partial.sum(dim=(0, 1)).reshape(weight.shape).to(weight.dtype)
-    return dx, grad_weight
+def _eca_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, gamma: Optional[torch.Tensor]):
+    hw = x.shape[2] * x.shape[3]
+    kernel_size = weight.shape[-1]
+    sum_x, sum_gx = channel_sums(x, grad)  # one pass over x and grad
+    pooled = sum_x / hw
+    scale = torch.sigmoid(_channel_conv(pooled, weight))  # (N, C)
+    # Σ_n Σ_hw g·x·(s − 1); on empty maps 0, as the reference (whose s is NaN there)
+    grad_gamma = (sum_gx * (scale - 1.0)).sum(0) if hw > 0 else sum_gx.sum(0)
+    grad_scale = sum_gx if gamma is None else sum_gx * gamma.float()[None, :]
+    delta = grad_scale * scale * (1.0 - scale)  # ∂L/∂a, (N, C)
+    padded = F.pad(pooled, (kernel_size // 2, kernel_size // 2))  # (N, C + 2p)
+    grad_weight = torch.einsum("nc,nck->k", delta, padded.unfold(1, kernel_size, 1))  # Σ δ[c] m[c - p + j]
+    grad_pooled = F.conv_transpose1d(delta.unsqueeze(1), weight.float(), padding=kernel_size // 2).squeeze(1)
+    grad_x = channel_scale(grad, gated_scale(scale, gamma), grad_pooled / hw)  # dx = g·s' + ∂m / HW
+    grad_gamma = grad_gamma.to(gamma.dtype if gamma is not None else x.dtype)
+    return grad_x, grad_weight.reshape(weight.shape).to(weight.dtype), grad_gamma
 
 
 # ----------------------------------------------------------------------------- custom ops + autograd
 @define_op("eca")
-def eca_op(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``torch.ops.plugattn.eca``: the fused Triton forward."""
-    return _eca_forward(x, weight)
+def eca_op(x: torch.Tensor, weight: torch.Tensor, gamma: Optional[torch.Tensor]) -> torch.Tensor:
+    """``torch.ops.plugattn.eca``: Triton pooling, the channel convolution on (N, C), Triton scale."""
+    return _eca_forward(x, weight, gamma)
 
 
 @define_op("eca_backward")
-def eca_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``torch.ops.plugattn.eca_backward``: (∂L/∂x, ∂L/∂weight) in one fused Triton kernel."""
-    return _eca_backward(grad, x, weight)
+def eca_backward_op(
+    grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, gamma: Optional[torch.Tensor]
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``torch.ops.plugattn.eca_backward``: (∂L/∂x, ∂L/∂weight, ∂L/∂gamma); ∂gamma is computed
+    even when gamma is ``None`` (then it is dropped)."""
+    return _eca_backward(grad, x, weight, gamma)
 
 
 @eca_op.register_fake
-def _eca_fake(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def _eca_fake(x: torch.Tensor, weight: torch.Tensor, gamma: Optional[torch.Tensor]) -> torch.Tensor:
     return torch.empty_like(x)
 
 
 @eca_backward_op.register_fake
-def _eca_backward_fake(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    return torch.empty_like(x), torch.empty_like(weight)
+def _eca_backward_fake(grad, x, weight, gamma):
+    grad_gamma = (gamma if gamma is not None else x).new_empty((x.shape[1],))
+    # dx is written by channel_scale over grad, so it takes grad's layout
+    return torch.empty_like(grad), torch.empty_like(weight), grad_gamma
 
 
 def _eca_setup_context(ctx, inputs, output) -> None:
@@ -202,8 +140,9 @@ def _eca_setup_context(ctx, inputs, output) -> None:
 
 
 def _eca_autograd_backward(ctx, grad: torch.Tensor):
-    x, weight = ctx.saved_tensors
-    return eca_backward_op(grad, x, weight)
+    x, weight, gamma = ctx.saved_tensors
+    grad_x, grad_weight, grad_gamma = eca_backward_op(grad, x, weight, gamma)
+    return grad_x, grad_weight, grad_gamma if gamma is not None else None
 
 
 eca_op.register_autograd(_eca_autograd_backward, setup_context=_eca_setup_context)
@@ -217,20 +156,26 @@ def _check_eca_weight(weight: torch.Tensor) -> None:
         )
 
 
-def eca(x: torch.Tensor, weight: torch.Tensor, backend: Optional[str] = None) -> torch.Tensor:
+def eca(
+    x: torch.Tensor, weight: torch.Tensor, backend: Optional[str] = None, *, gamma: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """ECA attention on (N, C, H, W) ``x`` with the (1, 1, k) channel-conv ``weight``.
 
     ``backend``: ``"auto"`` / ``"triton"`` / ``"torch"``, or ``None`` for the process default.
+    ``gamma``: optional per-channel (C,) gate; the result is then ``x + gamma * (eca(x) - x)``,
+    computed in the same kernels (``gamma = 0`` is the identity).
 
     Example:
         >>> eca(torch.randn(2, 16, 4, 4), torch.randn(1, 1, 3), backend="torch").shape
         torch.Size([2, 16, 4, 4])
     """
-    traced = fx_leaf(eca, (x, weight), {"backend": backend})
+    traced = fx_leaf(eca, (x, weight), {"backend": backend, "gamma": gamma})
     if traced is not None:
         return traced
     check_nchw("eca", x)
     _check_eca_weight(weight)
+    check_gamma("eca", x, gamma)
+    check_same_dtype("eca", x, weight=weight, gamma=gamma)
     if resolve_backend(x, backend, "eca") == "triton":
-        return eca_op(x, weight)
-    return eca_reference(x, weight)
+        return eca_op(x, weight, gamma)
+    return eca_reference(x, weight, gamma)

@@ -34,13 +34,19 @@ class DeviceSpec:
 
 @dataclass(frozen=True)
 class Launch:
-    """One kernel launch: its name, grid, compile-time constants, warps and the bytes it moves."""
+    """One kernel launch: its name, grid, compile-time constants, warps and the bytes it moves.
+
+    ``args`` holds the runtime scalars the plan decides (e.g. how many splits a reduction has);
+    ``phase`` is ``"forward"`` or ``"backward"`` (a plan lists the forward launches, then the backward).
+    """
 
     kernel: str
     grid: Tuple[int, ...]
     constexprs: Mapping[str, object] = field(default_factory=dict)
     num_warps: int = 4
     bytes_moved: int = 0
+    args: Mapping[str, object] = field(default_factory=dict)
+    phase: str = "forward"
 
     @property
     def programs(self) -> int:

@@ -95,3 +95,57 @@ def compare_with_float64(
 
 def case_id(shape: Tuple[int, ...], dtype: torch.dtype, layout: str) -> str:
     return f"{'x'.join(map(str, shape))}-{str(dtype).replace('torch.', '')}-{layout}"
+
+
+# ----------------------------------------------------------------------------- both backends, bad values
+EMPTY_SHAPES = [(2, 3, 0, 4), (2, 3, 4, 0), (0, 3, 4, 4)]
+
+
+def _same_values(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
+    """NaN and ±inf exactly where ``b`` has them, the finite rest within the dtype tolerance."""
+    assert a.shape == b.shape and a.dtype == b.dtype, f"{what}: {a.shape}/{a.dtype} vs {b.shape}/{b.dtype}"
+    assert torch.equal(torch.isnan(a), torch.isnan(b)), f"{what}: NaN at {int(torch.isnan(a).sum())} places, reference {int(torch.isnan(b).sum())}"
+    assert torch.equal(torch.isposinf(a), torch.isposinf(b)) and torch.equal(torch.isneginf(a), torch.isneginf(b)), f"{what}: inf differs"
+    finite = torch.isfinite(b)
+    if finite.any():
+        assert_rel_close(a[finite], b[finite], what=what)
+
+
+def assert_backends_agree(fn: Callable[..., torch.Tensor], inputs: List[Optional[torch.Tensor]], grad_seed: int = 5) -> None:
+    """``fn(*inputs, backend=...)`` gives the same output and gradients on "triton" and "torch":
+    NaN/inf in the same places, finite values within tolerance (see :func:`_same_values`)."""
+    results = {}
+    for backend in ("torch", "triton"):
+        leaves = [t.detach().clone().requires_grad_(True) if t is not None else None for t in inputs]
+        y = fn(*leaves, backend=backend)
+        grad = random_like(y, grad_seed) if y.numel() else torch.zeros_like(y)
+        y.backward(grad)
+        results[backend] = (y.detach(), [t.grad if t is not None else None for t in leaves])
+    (y_torch, g_torch), (y_triton, g_triton) = results["torch"], results["triton"]
+    _same_values(y_triton, y_torch, "output")
+    for index, (a, b) in enumerate(zip(g_triton, g_torch)):
+        if b is None:
+            assert a is None or not a.any(), f"input {index}: a gradient where the reference has none"
+            continue
+        assert a is not None, f"input {index} got no gradient"
+        _same_values(a, b, f"gradient of input {index}")
+
+
+def assert_same_error(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], error: type, match: str) -> None:
+    """Both backends raise ``error`` matching ``match``, with the same message."""
+    messages = []
+    for backend in ("torch", "triton"):
+        with pytest.raises(error, match=match) as raised:
+            fn(*inputs, backend=backend)
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1], messages
+
+
+def with_bad_values(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with a NaN in (0, 0), +inf in (0, last channel) and -inf in (last image, 1) (when C > 2)."""
+    x = x.detach().clone()
+    x[0, 0, 0, 0] = float("nan")
+    x[0, -1, -1, -1] = float("inf")
+    if x.shape[1] > 2:
+        x[-1, 1, 0, -1] = float("-inf")
+    return x

@@ -8,7 +8,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from .kernel_cases import DTYPES, LAYOUTS, SHAPES, case_id, compare_with_float64, make_feature_map, poison_outputs, random_like  # noqa: F401
+from .kernel_cases import (  # noqa: F401
+    DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
+    make_feature_map, poison_outputs, random_like, with_bad_values,
+)
 
 from plugattn import kernels
 from plugattn.testing import assert_rel_close
@@ -23,6 +26,7 @@ def conv_weight(k: int, dtype: torch.dtype, seed: int = 7) -> torch.Tensor:
     return random_like(torch.empty(1, 1, k, dtype=dtype), seed, scale=1.0)
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("shape,dtype,layout", CASES, ids=[case_id(*c) for c in CASES])
 def test_triton_matches_reference(shape, dtype, layout):
     x = make_feature_map(shape, dtype, layout)
@@ -31,13 +35,12 @@ def test_triton_matches_reference(shape, dtype, layout):
     )
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("k", [1, 5, 9])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_several_channel_blocks_and_kernel_sizes(monkeypatch, k, layout):
-    """With at most 32 channels (owned + halo) per program, 37 channels span several blocks, so the
-    halo exchange between neighbouring blocks is exercised (backward halo 2·(k // 2) = 8 at k = 9)."""
-    monkeypatch.setattr(eca_file, "MAX_EXT", 32)
-    x = make_feature_map((2, 37, 3, 4), torch.float32, layout, seed=k)
+def test_several_channel_blocks_and_kernel_sizes(k, layout):
+    """70 channels span several channel blocks of a channels-last tile (64 wide); k up to 9."""
+    x = make_feature_map((2, 70, 3, 4), torch.float32, layout, seed=k)
     compare_with_float64(
         lambda t, w: kernels.eca(t, w, backend="triton"), eca_file.eca_reference, [x, conv_weight(k, torch.float32)]
     )
@@ -51,6 +54,7 @@ def test_reference_matches_float64_and_gradcheck():
     assert torch.autograd.gradcheck(lambda t, v: kernels.eca(t, v, backend="torch"), inputs)
 
 
+@pytest.mark.triton
 @settings(max_examples=8, deadline=None)
 @given(
     n=st.integers(1, 2), c=st.integers(1, 40), h=st.integers(1, 6), w=st.integers(1, 6),
@@ -63,11 +67,12 @@ def test_fuzz_shapes(n, c, h, w, k, layout):
     )
 
 
+@pytest.mark.triton
 def test_dispatch_and_bad_weight(monkeypatch):
     x = make_feature_map((1, 4, 3, 3), torch.float32, "contiguous")
     w = conv_weight(3, torch.float32)
     calls = []
-    monkeypatch.setattr(eca_file, "eca_op", lambda t, v: calls.append(1) or eca_file.eca_reference(t, v))
+    monkeypatch.setattr(eca_file, "eca_op", lambda t, v, g: calls.append(1) or eca_file.eca_reference(t, v, g))
     kernels.eca(x, w)  # process default "auto", CPU tensor: PyTorch
     assert calls == []
     kernels.eca(x, w, backend="triton")
@@ -76,11 +81,12 @@ def test_dispatch_and_bad_weight(monkeypatch):
         kernels.eca(x, torch.randn(1, 1, 4), backend="torch")
 
 
+@pytest.mark.triton
 def test_opcheck():
     x = make_feature_map((1, 5, 3, 4), torch.float32, "channels_last")
     w = conv_weight(3, torch.float32)
-    torch.library.opcheck(eca_file.eca_op, (x.requires_grad_(True), w.requires_grad_(True)))
-    torch.library.opcheck(eca_file.eca_backward_op, (torch.randn(1, 5, 3, 4) + 0.1, x.detach(), w.detach()))
+    torch.library.opcheck(eca_file.eca_op, (x.requires_grad_(True), w.requires_grad_(True), None))
+    torch.library.opcheck(eca_file.eca_backward_op, (torch.randn(1, 5, 3, 4) + 0.1, x.detach(), w.detach(), None))
 
 
 class _UsesECA(torch.nn.Module):
@@ -92,6 +98,7 @@ class _UsesECA(torch.nn.Module):
         return kernels.eca(x, self.weight, backend="triton")
 
 
+@pytest.mark.triton
 def test_fx_symbolic_trace():
     module = _UsesECA()
     graph_module = torch.fx.symbolic_trace(module)
@@ -100,6 +107,7 @@ def test_fx_symbolic_trace():
     assert_rel_close(graph_module(x), module(x))
 
 
+@pytest.mark.triton
 def test_torch_compile_matches_eager():
     module = _UsesECA()
     compiled = torch.compile(module, fullgraph=True)
@@ -114,6 +122,7 @@ def test_torch_compile_matches_eager():
         assert_rel_close(a, b, what="gradient")
 
 
+@pytest.mark.triton
 def test_torch_export():
     x = make_feature_map((1, 6, 4, 5), torch.float32, "contiguous")
     module = _UsesECA()
@@ -122,6 +131,7 @@ def test_torch_export():
     assert_rel_close(exported.module()(x), module(x))
 
 
+@pytest.mark.triton
 def test_module_dispatches_to_the_kernel(monkeypatch):
     """ECALayer runs the Triton op under backend 'triton' and the reference under 'auto' on CPU."""
     from plugattn.attention import ECALayer
@@ -130,9 +140,71 @@ def test_module_dispatches_to_the_kernel(monkeypatch):
     x = make_feature_map((2, 12, 4, 3), torch.float32, "channels_last")
     calls = []
     real_op = eca_file.eca_op
-    monkeypatch.setattr(eca_file, "eca_op", lambda t, v: calls.append(1) or real_op(t, v))
+    monkeypatch.setattr(eca_file, "eca_op", lambda t, v, g: calls.append(1) or real_op(t, v, g))
     reference = module(x)
     assert calls == []
     with kernels.use_backend("triton"):
         assert_rel_close(module(x), reference)
     assert calls == [1]
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("gamma_kind", ["random", "zero"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_gated_matches_reference(gamma_kind, layout):
+    """x + gamma (eca(x) - x): forward and the gradients of x, the weight and gamma."""
+    x = make_feature_map((2, 19, 5, 3), torch.float32, layout, seed=4)
+    gamma = random_like(torch.empty(19), 9) if gamma_kind == "random" else torch.zeros(19)
+    compare_with_float64(
+        lambda t, w, g: kernels.eca(t, w, backend="triton", gamma=g), eca_file.eca_reference,
+        [x, conv_weight(5, torch.float32), gamma],
+    )
+
+
+@pytest.mark.triton
+def test_gated_zero_is_the_identity():
+    x = make_feature_map((2, 7, 4, 5), torch.float32, "channels_last")
+    assert torch.equal(kernels.eca(x, conv_weight(3, torch.float32), backend="triton", gamma=torch.zeros(7)), x)
+
+
+def _eca_call(x, weight, gamma=None, backend=None):
+    return kernels.eca(x, weight, backend, gamma=gamma)
+
+
+@pytest.mark.triton
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy, in the interpreter
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_nan_and_inf_where_the_reference_puts_them(layout):
+    """One NaN in channel 0 makes channels 0..k//2 of its image non-finite, as in the reference
+    (the former band-matrix kernel spread it over its whole 64-channel block)."""
+    x = with_bad_values(make_feature_map((3, 70, 4, 5), torch.float32, layout))
+    assert_backends_agree(_eca_call, [x, conv_weight(5, torch.float32)])
+    y = kernels.eca(x, conv_weight(5, torch.float32), backend="triton")
+    assert not torch.isfinite(y[0]).all(dim=(1, 2)).logical_not()[3:-3].any()  # the middle channels stay finite
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_empty_maps_as_the_reference(shape):
+    x = make_feature_map(shape, torch.float32, "contiguous")
+    assert_backends_agree(_eca_call, [x, conv_weight(3, torch.float32), random_like(torch.empty(shape[1]), 3)])
+
+
+@pytest.mark.triton
+def test_mixed_dtypes_give_the_same_error():
+    x = make_feature_map((1, 4, 3, 3), torch.float16, "contiguous")
+    assert_same_error(_eca_call, [x, conv_weight(3, torch.float32)], ValueError, "weight has dtype float32 but x has float16")
+    assert_same_error(_eca_call, [x.float(), conv_weight(3, torch.float32), torch.ones(3)], ValueError, "gamma must be")
+
+
+def test_module_forward_gated():
+    """ECALayer.forward_gated(x, gate) == x + gate (ECALayer(x) - x), gradients to the gate."""
+    from plugattn.attention import ECALayer
+
+    module = ECALayer(12)
+    x = make_feature_map((2, 12, 4, 3), torch.float32, "contiguous")
+    gate = random_like(torch.empty(12), 2).requires_grad_(True)
+    out = module.forward_gated(x, gate)
+    assert_rel_close(out, x + gate.view(1, 12, 1, 1) * (module(x) - x))
+    out.sum().backward()
+    assert gate.grad is not None and gate.grad.abs().sum() > 0

@@ -14,12 +14,16 @@ the interpreter switched off). The argument specialisation (ints equal to 1 beco
 ``TRITON_INTERPRET=1`` (set by tests/conftest.py without a GPU) turns every ``@triton.jit`` into an
 interpreter function that ``triton.compile`` cannot take, so the compilation runs in a subprocess
 without it: ``python tests/kernels/test_gpu_compile.py <group>`` prints one JSON line per compiled
-configuration. Nothing is cached in the repository (a temporary TRITON_CACHE_DIR is used).
+configuration. Nothing is cached in the repository (a temporary TRITON_CACHE_DIR is used). The
+subprocess has no time limit: on a loaded machine it only takes longer, and a test must not fail for that.
+Where triton is installed but cannot compile (no CUDA backend, no ptxas, a broken install), the
+subprocess says why and the test is skipped with that reason.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -57,14 +61,12 @@ def _feature_map(shape: Tuple[int, int, int, int], dtype: torch.dtype, layout: s
     return torch.empty((n, 2 * c, h + 1, w + 3), dtype=dtype)[:, ::2, 1:, 2 : w + 2]
 
 
-# Spatial sizes of real CNN stages and edge cases: 1x1 (end of a network), 7x7 .. 56x56 (ResNet
-# stages), 64x64 (the largest SimAM register plane), 65x65 and 112x112 (looped SimAM).
-SIMAM_SHAPES = [(2, 2048, 1, 1), (2, 512, 7, 7), (2, 64, 14, 14), (2, 256, 28, 28), (2, 64, 56, 56),
-                (1, 32, 64, 64), (1, 64, 112, 112)]
-# ECA kernel sizes 1..7 come from C (k = |log2(C)/2 + 1/2|_odd); 9 and 11 reach the other EXT branch.
-ECA_SHAPES_AND_K = [((2, 1, 7, 7), 1), ((2, 3, 7, 7), 3), ((2, 64, 56, 56), 3), ((2, 256, 14, 14), 5),
-                    ((2, 2048, 7, 7), 7), ((2, 512, 1, 1), 7), ((2, 512, 28, 28), 9), ((2, 96, 7, 7), 11)]
-SE_SHAPES = [(2, 2048, 1, 1), (2, 16, 112, 112), (2, 64, 56, 56), (2, 256, 7, 7), (2, 3, 5, 5)]
+# SE / ECA / SimAM: the configurations ``launch_plan`` picks at production shapes - the ResNet-50 stage
+# maps (and the 112x112 stem output) at batch 1 and 64 - plus edge cases (1x1 maps, C = 1 and 3, tiny
+# planes); every layout, every dtype, gated and not. run_group compiles each distinct configuration once.
+PRODUCTION_MAPS = [(256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7), (64, 112, 112)]
+CHANNEL_OP_SHAPES = [(batch, *m) for m in PRODUCTION_MAPS for batch in (1, 64)] + [
+    (2, 2048, 1, 1), (2, 3, 5, 5), (2, 1, 7, 7), (1, 32, 64, 64)]
 # (window, shift, heads, head_dim, H = W): windows 1..12 cover every N_PAD (16, 32, 64, 128, 256; 256
 # with query blocks), head dims 16..64 every D_PAD (16, 32, 64); 56x56 maps and many heads reach
 # WINDOWS_PER_PROGRAM > 1. Windows above the module's MAX_TRITON_WINDOW would be skipped:
@@ -100,43 +102,31 @@ class _LaunchRecorder:
         return _Indexable()
 
 
-def _record_simam(recorder: _LaunchRecorder) -> None:
-    simam = importlib.import_module("plugattn.kernels.simam_kernel")
-    simam.launch = recorder.launch
-    for i, shape in enumerate(SIMAM_SHAPES):
-        for dtype in _rotated(DTYPES, i):
-            for layout in LAYOUTS:
-                x = _feature_map(shape, dtype, layout)
-                simam._simam_forward(x, 1e-4)
-                simam._simam_backward(torch.empty_like(x), x, 1e-4)
-
-
-def _record_eca(recorder: _LaunchRecorder) -> None:
-    eca = importlib.import_module("plugattn.kernels.eca_kernel")
-    eca.launch = recorder.launch
-    for i, (shape, k) in enumerate(ECA_SHAPES_AND_K):
-        for dtype in _rotated(DTYPES, i):
-            for layout in LAYOUTS:
-                x = _feature_map(shape, dtype, layout)
-                weight = torch.empty(1, 1, k, dtype=dtype)
-                eca._eca_forward(x, weight)
-                eca._eca_backward(torch.empty_like(x), x, weight)
-
-
-def _record_se(recorder: _LaunchRecorder) -> None:
+def _record_simam_eca_se(recorder: _LaunchRecorder) -> None:
+    """Run the SE / ECA / SimAM launchers forward and backward with every launch recorded (they all
+    launch through ``_common.launch``; plans for CPU tensors are the H100's)."""
     common = importlib.import_module("plugattn.kernels._common")
     se = importlib.import_module("plugattn.kernels.se_kernel")
+    eca = importlib.import_module("plugattn.kernels.eca_kernel")
+    simam = importlib.import_module("plugattn.kernels.simam_kernel")
     common.launch = recorder.launch
-    for i, shape in enumerate(SE_SHAPES):
+    for shape in CHANNEL_OP_SHAPES:
         c = shape[1]
         hidden = max(1, c // 16)
-        for dtype in _rotated(DTYPES, i):
+        for dtype in DTYPES:
             for layout in LAYOUTS:
                 x = _feature_map(shape, dtype, layout)
+                grad = torch.empty_like(x)
+                for gamma in (None, torch.zeros(c, dtype=dtype)):
+                    simam._simam_forward(x, 1e-4, gamma)
+                    simam._simam_backward(grad, x, 1e-4, gamma)
+                weight = torch.zeros(1, 1, 3, dtype=dtype)
+                eca._eca_forward(x, weight, None)
+                eca._eca_backward(grad, x, weight, None)
                 w1, w2 = torch.zeros(hidden, c, 1, 1, dtype=dtype), torch.zeros(c, hidden, 1, 1, dtype=dtype)
                 b1, b2 = torch.zeros(hidden, dtype=dtype), torch.zeros(c, dtype=dtype)
-                se._se_forward(x, w1, b1, w2, b2, "relu", "sigmoid")
-                se._se_backward(torch.empty_like(x), x, w1, b1, w2, b2, "relu", "sigmoid")
+                se._se_forward(x, w1, b1, w2, b2, None, "relu", "sigmoid")
+                se._se_backward(grad, x, w1, b1, w2, b2, None, "relu", "sigmoid")
 
 
 def _window_inputs(case: tuple, dtype: torch.dtype) -> Tuple[torch.Tensor, ...]:
@@ -166,12 +156,6 @@ def _record_window_attention(recorder: _LaunchRecorder, backward: bool) -> None:
         wa._launch_forward(q, k, v, table.float(), WINDOW_CASES[5][0], WINDOW_CASES[5][1], 0.125)
 
 
-def _record_simam_eca_se(recorder: _LaunchRecorder) -> None:
-    _record_simam(recorder)
-    _record_eca(recorder)
-    _record_se(recorder)
-
-
 RECORDERS: Dict[str, Callable[[_LaunchRecorder], None]] = {
     "simam_eca_se": _record_simam_eca_se,
     "window_attention_forward": lambda r: _record_window_attention(r, backward=False),
@@ -180,19 +164,18 @@ RECORDERS: Dict[str, Callable[[_LaunchRecorder], None]] = {
 
 
 # ----------------------------------------------------------------------------- compilation (subprocess)
-try:
-    import triton as _triton
-    import triton.language as tl
-except ImportError:  # the test skips
-    _triton = None
+def _probe_kernel(triton: Any) -> Any:
+    """A trivial kernel that checks the toolchain (backend, ptxas) before any plugattn kernel is blamed;
+    defined only in the subprocess, so importing this file never needs triton."""
+    tl = triton.language
 
-if _triton is not None:
-
-    @_triton.jit
+    @triton.jit
     def _aot_probe_kernel(x_ptr, n, BLOCK: tl.constexpr):
-        """Checks the toolchain (backend, ptxas) before any plugattn kernel is blamed."""
         offsets = tl.arange(0, BLOCK)
         tl.store(x_ptr + offsets, tl.load(x_ptr + offsets, mask=offsets < n) * 2.0, mask=offsets < n)
+
+    return _aot_probe_kernel
+
 
 OPTION_NAMES = ("num_warps", "num_stages", "num_ctas")
 DTYPE_SENSITIVE = ("HW_FLAT", "N_PAD", "PRECISION")
@@ -274,6 +257,7 @@ def run_group(group: str) -> int:
     try:
         import triton
         import triton.compiler
+        import triton.language
         from triton.backends.compiler import GPUTarget
         from triton.compiler import make_backend
 
@@ -283,7 +267,7 @@ def run_group(group: str) -> int:
         emit({"unavailable": f"triton {getattr(sys.modules.get('triton'), '__version__', '?')} AOT API: "
                              f"{type(error).__name__}: {error}"})
         return 0
-    probe = _compile_one(triton, target, _aot_probe_kernel, {"x_ptr": "*fp32", "n": "i32", "BLOCK": "constexpr"},
+    probe = _compile_one(triton, target, _probe_kernel(triton), {"x_ptr": "*fp32", "n": "i32", "BLOCK": "constexpr"},
                          {"BLOCK": 128}, {}, {"num_warps": 4})
     if not probe["ok"]:  # the toolchain, not a plugattn kernel: no ptxas, no backend, another ASTSource API
         emit({"unavailable": f"triton {triton.__version__} cannot compile a trivial kernel: {probe['error'][:800]}"})
@@ -316,8 +300,8 @@ def _run_subprocess(group: str, cache_dir: str) -> Tuple[List[dict], str]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.update(TRITON_CACHE_DIR=cache_dir, TRITON_DUMP_PTXAS_LOG="1", OMP_NUM_THREADS="1",
                TRITON_HOME=cache_dir, PYTHONDONTWRITEBYTECODE="1")
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), group], env=env, capture_output=True,
-                          text=True, timeout=300)
+    # no timeout: how long the compilation takes depends on the machine and its load, not on the code
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), group], env=env, capture_output=True, text=True)
     records = [json.loads(line[len(RESULT_PREFIX):]) for line in done.stdout.splitlines()
                if line.startswith(RESULT_PREFIX)]
     return records, f"exit {done.returncode}\n{done.stderr[-4000:]}"
@@ -326,7 +310,8 @@ def _run_subprocess(group: str, cache_dir: str) -> Tuple[List[dict], str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("group", GROUPS)
 def test_kernels_compile_for_sm90(group: str) -> None:
-    pytest.importorskip("triton")
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("triton is not installed")
     cache_dir = tempfile.mkdtemp(prefix="plugattn-aot-")
     try:
         records, log = _run_subprocess(group, cache_dir)
@@ -342,6 +327,8 @@ def test_kernels_compile_for_sm90(group: str) -> None:
     for r in compiled:
         assert r["cubin_bytes"] > 0 and r["has_ptx"], r["config"]
         assert r["shared_bytes"] <= H100_MAX_SHARED_BYTES, f"{r['config']} needs {r['shared_bytes']} B of shared memory"
+        if group == "simam_eca_se":  # streaming kernels: no spill at all
+            assert not r["spill_bytes"], f"{r['config']} spills {r['spill_bytes']} B ({r['registers']} registers)"
         if group.startswith("window_attention") and r["spill_bytes"] is not None:
             assert r["spill_bytes"] <= WINDOW_MAX_SPILL_BYTES, f"{r['config']} spills {r['spill_bytes']} B of registers"
     kernels = {r["config"]["kernel"] for r in compiled}
@@ -350,9 +337,9 @@ def test_kernels_compile_for_sm90(group: str) -> None:
 
 
 EXPECTED_KERNELS = {
-    "simam_eca_se": {"_simam_fwd_register_kernel", "_simam_fwd_looped_kernel", "_simam_bwd_register_kernel",
-                     "_simam_bwd_looped_kernel", "_eca_fwd_kernel", "_eca_bwd_kernel", "channel_sums_kernel",
-                     "channel_scale_kernel"},
+    "simam_eca_se": {"_simam_fwd_plane_kernel", "_simam_bwd_plane_kernel", "_simam_stats_kernel",
+                     "_simam_fwd_apply_kernel", "_simam_bwd_sums_kernel", "_simam_bwd_apply_kernel",
+                     "channel_sums_kernel", "channel_scale_kernel"},
     "window_attention_forward": {"_window_attention_fwd_kernel"},
     "window_attention_backward": {"_window_attention_bwd_kernel", "_bias_table_grad_kernel"},
 }

@@ -9,7 +9,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from .kernel_cases import DTYPES, LAYOUTS, SHAPES, case_id, compare_with_float64, make_feature_map, poison_outputs, random_like  # noqa: F401
+from .kernel_cases import (  # noqa: F401
+    DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
+    make_feature_map, poison_outputs, random_like, with_bad_values,
+)
 
 from plugattn import kernels
 from plugattn.testing import assert_rel_close
@@ -39,6 +42,7 @@ def _reference(act: str, gate: str):
     return lambda x, w1, b1, w2, b2: se_file.se_reference(x, w1, b1, w2, b2, act, gate)
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("shape,dtype,layout", CASES, ids=[case_id(*c) for c in CASES])
 def test_triton_matches_reference(shape, dtype, layout):
     x = make_feature_map(shape, dtype, layout)
@@ -46,6 +50,7 @@ def test_triton_matches_reference(shape, dtype, layout):
     compare_with_float64(_triton("relu", "sigmoid"), _reference("relu", "sigmoid"), [x, *weights])
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("act,gate,bias,conv_shaped", VARIANTS)
 def test_activations_gates_and_bias(act, gate, bias, conv_shaped):
     x = make_feature_map((2, 19, 5, 3), torch.float32, "channels_last", seed=2)
@@ -62,6 +67,7 @@ def test_reference_matches_float64_and_gradcheck():
     assert torch.autograd.gradcheck(lambda *t: kernels.se(*t, act="silu", gate="hardsigmoid", backend="torch"), inputs)
 
 
+@pytest.mark.triton
 @settings(max_examples=8, deadline=None)
 @given(
     n=st.integers(1, 2), c=st.integers(1, 40), h=st.integers(1, 6), w=st.integers(1, 6),
@@ -74,11 +80,12 @@ def test_fuzz_shapes(n, c, h, w, hidden, variant, layout):
     compare_with_float64(_triton(act, gate), _reference(act, gate), [x, *weights])
 
 
+@pytest.mark.triton
 def test_dispatch_and_bad_arguments(monkeypatch):
     x = make_feature_map((1, 4, 3, 3), torch.float32, "contiguous")
     weights = se_weights(4, 2, torch.float32, bias=True, conv_shaped=False)
     calls = []
-    monkeypatch.setattr(se_file, "se_op", lambda *a: calls.append(1) or se_file.se_reference(*a))
+    monkeypatch.setattr(se_file, "se_op", lambda *a: calls.append(1) or se_file.se_reference(*a[:5], a[6], a[7], a[5]))
     kernels.se(x, *weights)  # process default "auto", CPU tensor: PyTorch
     assert calls == []
     with kernels.use_backend("triton"):
@@ -92,13 +99,14 @@ def test_dispatch_and_bad_arguments(monkeypatch):
         kernels.se(x, weights[0], weights[1], torch.randn(5, 2), None)
 
 
+@pytest.mark.triton
 def test_opcheck():
     x = make_feature_map((1, 5, 3, 4), torch.float32, "channels_last")
     weights = se_weights(5, 2, torch.float32, bias=True, conv_shaped=True)
-    args = (x, *weights, "silu", "sigmoid")
+    args = (x, *weights, None, "silu", "sigmoid")
     torch.library.opcheck(se_file.se_op, tuple(t.requires_grad_(True) if torch.is_tensor(t) else t for t in args))
     grad = torch.randn(1, 5, 3, 4) + 0.1
-    torch.library.opcheck(se_file.se_backward_op, (grad, x.detach(), *[w.detach() for w in weights], "relu", "sigmoid"))
+    torch.library.opcheck(se_file.se_backward_op, (grad, x.detach(), *[w.detach() for w in weights], None, "relu", "sigmoid"))
 
 
 class _UsesSE(torch.nn.Module):
@@ -111,6 +119,7 @@ class _UsesSE(torch.nn.Module):
         return kernels.se(x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, backend="triton")
 
 
+@pytest.mark.triton
 def test_fx_symbolic_trace():
     module = _UsesSE()
     graph_module = torch.fx.symbolic_trace(module)
@@ -119,6 +128,7 @@ def test_fx_symbolic_trace():
     assert_rel_close(graph_module(x), module(x))
 
 
+@pytest.mark.triton
 def test_torch_compile_matches_eager():
     module = _UsesSE()
     compiled = torch.compile(module, fullgraph=True)
@@ -134,6 +144,7 @@ def test_torch_compile_matches_eager():
         assert_rel_close(a, b, what="gradient")
 
 
+@pytest.mark.triton
 def test_torch_export():
     x = make_feature_map((1, 6, 4, 5), torch.float32, "contiguous")
     module = _UsesSE()
@@ -142,6 +153,7 @@ def test_torch_export():
     assert_rel_close(exported.module()(x), module(x))
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("options", [{}, {"act": "silu", "gate": "hardsigmoid", "bias": False}])
 def test_module_dispatches_to_the_kernel(monkeypatch, options):
     """SELayer runs the Triton op under backend 'triton' and the reference under 'auto' on CPU."""
@@ -157,3 +169,67 @@ def test_module_dispatches_to_the_kernel(monkeypatch, options):
     with kernels.use_backend("triton"):
         assert_rel_close(module(x), reference)
     assert calls == [(module.act_name, module.gate_name)]
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("gamma_kind", ["random", "zero"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_gated_matches_reference(gamma_kind, layout):
+    """x + gamma (se(x) - x): forward and the gradients of x, every weight and gamma."""
+    x = make_feature_map((2, 19, 5, 3), torch.float32, layout, seed=4)
+    weights = se_weights(19, 4, torch.float32, bias=True, conv_shaped=True)
+    gamma = random_like(torch.empty(19), 9) if gamma_kind == "random" else torch.zeros(19)
+    compare_with_float64(
+        lambda t, w1, b1, w2, b2, g: kernels.se(t, w1, b1, w2, b2, "silu", "sigmoid", backend="triton", gamma=g),
+        lambda t, w1, b1, w2, b2, g: se_file.se_reference(t, w1, b1, w2, b2, "silu", "sigmoid", g),
+        [x, *weights, gamma],
+    )
+
+
+@pytest.mark.triton
+def test_gated_zero_is_the_identity():
+    x = make_feature_map((2, 7, 4, 5), torch.float32, "channels_last")
+    weights = se_weights(7, 2, torch.float32, bias=True, conv_shaped=False)
+    assert torch.equal(kernels.se(x, *weights, backend="triton", gamma=torch.zeros(7)), x)
+
+
+def _se_call(x, w1, b1, w2, b2, gamma=None, backend=None):
+    return kernels.se(x, w1, b1, w2, b2, backend=backend, gamma=gamma)
+
+
+@pytest.mark.triton
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # numpy, in the interpreter
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_nan_and_inf_where_the_reference_puts_them(layout):
+    x = with_bad_values(make_feature_map((3, 6, 4, 5), torch.float32, layout))
+    assert_backends_agree(_se_call, [x, *se_weights(6, 2, torch.float32, bias=True, conv_shaped=True)])
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_empty_maps_as_the_reference(shape):
+    x = make_feature_map(shape, torch.float32, "contiguous")
+    gamma = random_like(torch.empty(shape[1]), 3)
+    assert_backends_agree(_se_call, [x, *se_weights(shape[1], 2, torch.float32, bias=True, conv_shaped=True), gamma])
+
+
+@pytest.mark.triton
+def test_mixed_dtypes_give_the_same_error():
+    x = make_feature_map((1, 4, 3, 3), torch.float16, "contiguous")
+    weights = se_weights(4, 2, torch.float32, bias=True, conv_shaped=False)
+    assert_same_error(_se_call, [x, *weights], ValueError, "w1 has dtype float32 but x has float16")
+    assert_same_error(_se_call, [x.float(), *weights, torch.ones(4, dtype=torch.float16)], ValueError, "gamma has dtype")
+    assert_same_error(_se_call, [x.float(), *weights, torch.ones(5)], ValueError, r"gamma must be None or a tensor of shape \(C=4,\)")
+
+
+def test_module_forward_gated():
+    """SELayer.forward_gated(x, gate) == x + gate (SELayer(x) - x), gradients to the gate."""
+    from plugattn.attention import SELayer
+
+    module = SELayer(12, reduction=4)
+    x = make_feature_map((2, 12, 4, 3), torch.float32, "contiguous")
+    gate = random_like(torch.empty(12), 2).requires_grad_(True)
+    out = module.forward_gated(x, gate)
+    assert_rel_close(out, x + gate.view(1, 12, 1, 1) * (module(x) - x))
+    out.sum().backward()
+    assert gate.grad is not None and gate.grad.abs().sum() > 0

@@ -169,27 +169,30 @@ def _compare_triton_with_float64(case, dtype, device, seed=0, layout="contiguous
         assert_rel_close(a.grad, b.grad, dtype=dtype, what=name)
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_triton_matches_reference(case, dtype):
     _compare_triton_with_float64(case, dtype, DEVICE)
 
 
+@pytest.mark.triton
 def test_triton_strided_qkv():
     _compare_triton_with_float64((2, 5, 7, 2, 16, 3, 1), torch.float32, DEVICE, seed=2, layout="strided")
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_window_12_key_tail_and_query_blocks(dtype):
     # Swin's largest window with the planner's own tiles: 144 tokens in 128 + 16 key slots, query
     # blocks, shifted and padded
-    [forward] = launch_plan("window_attention", (1, 13, 12, 16, 1, 12, 5), dtype)
-    [backward] = launch_plan("window_attention_backward", (1, 13, 12, 16, 1, 12, 5), dtype)
+    forward, backward = launch_plan("window_attention", (1, 13, 12, 16, 1, 12, 5), dtype)
     assert (forward.constexprs["KEYS_MAIN"], forward.constexprs["KEYS_TAIL"]) == (128, 16)
     assert forward.constexprs["BLOCK_M"] < 144 and backward.constexprs["BLOCK_M"] < 144
     _compare_triton_with_float64((1, 13, 12, 1, 16, 12, 5), dtype, DEVICE)
 
 
+@pytest.mark.triton
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="real Triton needs a GPU")
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", GPU_CASES, ids=case_id)
@@ -226,6 +229,7 @@ def _check_forced_launch(case, dtype, seed, deterministic=False, **forced):
     return dqkv, dbias
 
 
+@pytest.mark.triton
 @pytest.mark.parametrize("deterministic", [False, True], ids=["atomic", "deterministic"])
 @pytest.mark.parametrize("block_m,per_program", [(64, 5), (16, 3)], ids=["one_block", "query_blocks"])
 def test_bias_gradient_paths(block_m, per_program, deterministic):
@@ -235,12 +239,13 @@ def test_bias_gradient_paths(block_m, per_program, deterministic):
                          block_m=block_m, per_program=per_program)
 
 
+@pytest.mark.triton
 def test_deterministic_mode_is_bitwise_reproducible():
     case = (1, 5, 5, 1, 16, 3, 1)
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
-        [plan] = launch_plan("window_attention_backward", (64, 56, 56, 96, 3, 7, 3), torch.float32)
+        _, plan = launch_plan("window_attention", (64, 56, 56, 96, 3, 7, 3), torch.float32)
         assert plan.constexprs["DETERMINISTIC"] and plan.grid[0] > 1
         runs = []
         for _ in range(2):
@@ -252,7 +257,7 @@ def test_deterministic_mode_is_bitwise_reproducible():
         torch.use_deterministic_algorithms(previous)
     for a, b in zip(*runs):
         assert torch.equal(a, b)
-    [plan] = launch_plan("window_attention_backward", (64, 56, 56, 96, 3, 7, 3), torch.float32)
+    _, plan = launch_plan("window_attention", (64, 56, 56, 96, 3, 7, 3), torch.float32)
     assert not plan.constexprs["DETERMINISTIC"]
 
 
@@ -270,8 +275,9 @@ def test_occupancy_floor_at_swin_t_stages(batch, device):
         shape = (batch, side, side, channels, heads, 7, shift)
         windows = batch * (-(-side // 7)) ** 2
         for dtype in DTYPES:
-            [fwd] = launch_plan("window_attention", shape, dtype, device=device)
-            [bwd] = launch_plan("window_attention_backward", shape, dtype, device=device)
+            fwd, bwd = launch_plan("window_attention", shape, dtype, device=device)
+            assert (fwd.phase, bwd.phase) == ("forward", "backward")
+            assert launch_plan("window_attention", (batch, side, side, channels), dtype, device=device) == [fwd, bwd]
             assert fwd.programs >= min(2 * spec.sm_count, windows * heads * 4), (shape, dtype, fwd)
             assert bwd.programs >= min(2 * spec.sm_count, windows * heads), (shape, dtype, bwd)
             assert fwd.bytes_moved >= 4 * batch * side * side * channels * torch.empty((), dtype=dtype).element_size()
@@ -288,18 +294,21 @@ def test_key_slots_are_multiples_of_16_where_two_pieces_allow():
 
 def test_plan_rejects_a_bad_shape():
     with pytest.raises(ValueError, match=r"shape \(B, H, W, C, heads, window, shift\)"):
-        launch_plan("window_attention", (1, 56, 56, 96))
+        launch_plan("window_attention", (1, 56, 56, 96, 3))
+    with pytest.raises(ValueError, match="needs C divisible by 32"):
+        launch_plan("window_attention", (1, 56, 56, 48))
 
 
 def test_interpreter_runs_the_gpu_tiles():
     # no shrinking under the interpreter: the planner sees an H100 for CPU tensors; only bf16 tl.dot
     # is upcast there (exactly), because the interpreter's bf16 tl.dot is wrong (triton 3.6-3.8)
     assert launcher.device_spec(torch.zeros(1)) == kernels.DEVICES["h100"]
-    [plan] = launch_plan("window_attention_backward", (1, 13, 12, 16, 1, 12, 5), torch.bfloat16)
-    assert plan.constexprs["UPCAST"] == dispatch.interpreter_enabled()
+    for plan in launch_plan("window_attention", (1, 13, 12, 16, 1, 12, 5), torch.bfloat16):
+        assert plan.constexprs["UPCAST"] == dispatch.interpreter_enabled()
 
 
 # ----------------------------------------------------------------------------- op registration
+@pytest.mark.triton
 def test_opcheck():
     qkv, table = make_inputs((1, 3, 3, 1, 16, 3, 1), torch.float32, 4, DEVICE)
     bias = wa.window_bias(table, 3).detach().requires_grad_(True)
@@ -316,6 +325,7 @@ class _UsesWindowAttention(torch.nn.Module):
         return kernels.window_attention(self.qkv(x), self.table, 2, 1, backend="triton")
 
 
+@pytest.mark.triton
 def test_fx_symbolic_trace():
     module = _UsesWindowAttention()
     graph_module = torch.fx.symbolic_trace(module)
@@ -324,6 +334,7 @@ def test_fx_symbolic_trace():
     assert_rel_close(graph_module(x), module(x))
 
 
+@pytest.mark.triton
 def test_torch_compile_matches_eager():
     module = _UsesWindowAttention()
     compiled = torch.compile(module, fullgraph=True)
@@ -339,6 +350,7 @@ def test_torch_compile_matches_eager():
 
 
 # ----------------------------------------------------------------------------- public function
+@pytest.mark.triton
 def test_dispatch_rules():
     qkv, table = make_inputs((1, 3, 3, 1, 4, 3, 1), torch.float32)
     expected = wa.window_attention_reference(qkv, table, 3, 1)

@@ -25,7 +25,7 @@ Files, in the order of one op (the project's pattern):
 * :mod:`.reference` - argument checks, index, mask, dense bias, the PyTorch reference;
 * :mod:`.kernels` - the ``@triton.jit`` forward and backward kernels;
 * :mod:`.launcher` - the planner (``launch_plan("window_attention", (B, H, W, C, heads, window,
-  shift))``), the dense bias tile and the launchers;
+  shift))``: the forward launch, then the backward), the dense bias tile and the launchers;
 * :mod:`.op` - ``torch.ops.plugattn.window_attention`` / ``window_attention_backward``
   (``triton_op`` on GPUs), autograd and the public :func:`window_attention`.
 
@@ -44,11 +44,13 @@ import torch  # noqa: F401  (doctest namespace)
 from .launcher import (
     MAX_TRITON_HEAD_DIM,
     MAX_TRITON_WINDOW,
+    full_shape,
     key_pieces,
     launch_backward,
     launch_forward,
     plan_backward,
     plan_forward,
+    plan_window_attention,
     triton_unsupported_reason,
 )
 from .op import window_attention, window_attention_backward_op, window_attention_op
@@ -65,11 +67,13 @@ __all__ = [
     "MASK_VALUE",
     "MAX_TRITON_HEAD_DIM",
     "MAX_TRITON_WINDOW",
+    "full_shape",
     "key_pieces",
     "launch_backward",
     "launch_forward",
     "plan_backward",
     "plan_forward",
+    "plan_window_attention",
     "relative_position_index",
     "shifted_window_mask",
     "table_window",

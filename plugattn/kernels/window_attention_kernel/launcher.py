@@ -1,10 +1,12 @@
 """Launch geometry of window attention (its planner, registered with :mod:`plugattn.kernels.plan`)
 and the launchers that run the kernels with it.
 
-**The planner's shape.** ``launch_plan("window_attention", shape, dtype, device=...)`` (forward) and
-``launch_plan("window_attention_backward", ...)`` take ``shape = (B, H, W, C, heads, window, shift)``:
-the (B, H, W) token map, C = heads·head_dim (qkv has 3C channels), the window side M and the shift s.
-``channels_last`` is accepted and ignored: the tokens are channels-last by construction.
+**The planner's shape.** ``launch_plan("window_attention", shape, dtype, device=...)`` returns the
+forward launch, then the backward launch (``phase="backward"``), for ``shape = (B, H, W, C, heads,
+window, shift)``: the (B, H, W) token map, C = heads·head_dim (qkv has 3C channels), the window side
+M and the shift s. A 4-tuple (B, H, W, C) - the benchmark's shapes - means Swin's defaults: heads = C
+/ 32, window 7, shift 3 when the map is larger than the window, else 0. ``channels_last`` is accepted
+and ignored: the tokens are channels-last by construction.
 
 **Tiles.** Keys are never split (a softmax row is complete on chip). They occupy
 :func:`key_pieces` slots: the window's M² tokens rounded up to a multiple of 16 (the smallest
@@ -31,8 +33,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..dispatch import interpreter_enabled
-from ..plan import DEVICES, DeviceSpec, Launch, register_planner, resolve_device
-from .._common import empty_output, launch, tl
+from ..plan import DEVICES, DeviceSpec, Launch, register_planner
+from .._common import device_spec, empty_output, launch_planned, tl
 from .kernels import window_attention_bwd_kernel, window_attention_fwd_kernel
 from .reference import MASK_VALUE
 
@@ -90,9 +92,31 @@ def _engine(dtype: torch.dtype) -> str:
     return "fp32" if dtype == torch.float32 else "tensor_core"
 
 
+SWIN_HEAD_DIM, SWIN_WINDOW = 32, 7  # what a 4-tuple shape implies
+
+
+def full_shape(shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    """``(B, H, W, C, heads, window, shift)``, filling a 4-tuple with Swin's defaults.
+
+    Example:
+        >>> full_shape((64, 56, 56, 96)), full_shape((1, 7, 7, 768))
+        ((64, 56, 56, 96, 3, 7, 3), (1, 7, 7, 768, 24, 7, 0))
+    """
+    if len(shape) == 4:
+        batch, height, width, channels = shape
+        if channels % SWIN_HEAD_DIM:
+            raise ValueError(f"window_attention plan: a (B, H, W, C) shape needs C divisible by {SWIN_HEAD_DIM}, "
+                             f"got {shape}; give (B, H, W, C, heads, window, shift)")
+        shift = SWIN_WINDOW // 2 if max(height, width) > SWIN_WINDOW else 0
+        return (batch, height, width, channels, channels // SWIN_HEAD_DIM, SWIN_WINDOW, shift)
+    return tuple(shape)
+
+
 def _check_shape(shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    shape = full_shape(shape)
     if len(shape) != 7:
-        raise ValueError(f"window_attention plans take shape (B, H, W, C, heads, window, shift), got {shape}")
+        raise ValueError(f"window_attention plans take shape (B, H, W, C, heads, window, shift) or (B, H, W, C), "
+                         f"got {shape}")
     batch, height, width, channels, heads, window, shift = shape
     if heads < 1 or channels % heads or window < 1 or not 0 <= shift < window:
         raise ValueError(f"window_attention plan: invalid (B, H, W, C, heads, window, shift) = {shape}")
@@ -148,7 +172,6 @@ class Geometry:
         return 4 if block_m * self.key_slots <= 64 * 64 else 8
 
 
-@register_planner("window_attention")
 def plan_forward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool, device: DeviceSpec,
                  block_m: Optional[int] = None) -> List[Launch]:
     """The forward launch for ``shape = (B, H, W, C, heads, window, shift)`` (see the module docstring);
@@ -187,7 +210,6 @@ def windows_per_program(geo: Geometry, block_m: int, device: DeviceSpec, determi
     return per_program
 
 
-@register_planner("window_attention_backward")
 def plan_backward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool, device: DeviceSpec,
                   block_m: Optional[int] = None, per_program: Optional[int] = None) -> List[Launch]:
     """The backward launch for ``shape = (B, H, W, C, heads, window, shift)``; ``DETERMINISTIC`` follows
@@ -208,23 +230,22 @@ def plan_backward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: boo
     slices = grid[0] if deterministic else 1
     # read q, k, v and ∂out, write ∂q, ∂k, ∂v (7T); the tile; the bias-gradient slices
     moved = 7 * geo.token_bytes + geo.tile_bytes(block_m) + slices * geo.heads * geo.query_slots(block_m) * geo.key_slots * 4
-    return [Launch("window_attention_bwd_kernel", grid, constexprs, geo.num_warps(block_m), moved)]
+    return [Launch("window_attention_bwd_kernel", grid, constexprs, geo.num_warps(block_m), moved, phase="backward")]
+
+
+@register_planner("window_attention")
+def plan_window_attention(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool,
+                          device: DeviceSpec) -> List[Launch]:
+    """The forward launch, then the backward launch (see the module docstring for ``shape``).
+
+    Example:
+        >>> [launch.phase for launch in plan_window_attention((1, 7, 7, 96), torch.float32, False, DEVICES["h100"])]
+        ['forward', 'backward']
+    """
+    return plan_forward(shape, dtype, channels_last, device) + plan_backward(shape, dtype, channels_last, device)
 
 
 # ----------------------------------------------------------------------------- launchers
-_DEVICE_SPECS: Dict[int, DeviceSpec] = {}
-
-
-def device_spec(t: torch.Tensor) -> DeviceSpec:
-    """The GPU ``t`` lives on; an H100 for CPU tensors (the interpreter runs the GPU's tiles)."""
-    if not t.is_cuda:
-        return DEVICES["h100"]
-    index = t.device.index if t.device.index is not None else torch.cuda.current_device()
-    if index not in _DEVICE_SPECS:
-        _DEVICE_SPECS[index] = resolve_device(torch.device("cuda", index))
-    return _DEVICE_SPECS[index]
-
-
 def problem_shape(qkv: torch.Tensor, heads: int, window: int, shift: int) -> Tuple[int, ...]:
     """The planner's ``(B, H, W, C, heads, window, shift)`` of a (B, H, W, 3C) qkv tensor."""
     batch, height, width, three_c = qkv.shape
@@ -273,12 +294,10 @@ def launch_forward(qkv: torch.Tensor, bias: torch.Tensor, window: int, shift: in
         return out
     [plan] = plan_forward(shape, qkv.dtype, False, device_spec(qkv), **forced)
     geo = Geometry(shape, qkv.dtype)
-    c = plan.constexprs
-    tile = bias_tile(bias, window, shift, c["QUERY_SLOTS"], geo.key_slots)
-    launch(
-        window_attention_fwd_kernel, plan.grid, qkv, tile, out, *_strides(qkv), *_strides(out),
+    tile = bias_tile(bias, window, shift, plan.constexprs["QUERY_SLOTS"], geo.key_slots)
+    launch_planned(
+        window_attention_fwd_kernel, plan, qkv, tile, out, *_strides(qkv), *_strides(out),
         geo.height, geo.width, geo.n_win_h, geo.n_win_w, heads, geo.channels, geo.head_dim, float(scale) * LOG2E,
-        **c, num_warps=plan.num_warps,
     )
     return out
 
@@ -298,16 +317,15 @@ def launch_backward(grad_out: torch.Tensor, qkv: torch.Tensor, bias: torch.Tenso
     tile = bias_tile(bias, window, shift, c["QUERY_SLOTS"], geo.key_slots)
     slices = plan.grid[0] if c["DETERMINISTIC"] else 1
     dbias = torch.zeros(slices, heads, c["QUERY_SLOTS"], geo.key_slots, device=qkv.device, dtype=torch.float32)
-    launch(
-        window_attention_bwd_kernel, plan.grid, qkv, tile, grad_out, dqkv, dbias,
+    launch_planned(
+        window_attention_bwd_kernel, plan, qkv, tile, grad_out, dqkv, dbias,
         *_strides(qkv), *_strides(grad_out), *_strides(dqkv),
         geo.height, geo.width, geo.n_win_h, geo.n_win_w, heads, geo.channels, geo.head_dim,
         float(scale), float(scale) * LOG2E, geo.total_windows,
-        **c, num_warps=plan.num_warps,
     )
     dbias = dbias.sum(dim=0) if slices > 1 else dbias[0]  # a fixed-order reduction
     return dqkv, dbias[:, :tokens, :tokens].to(bias.dtype).contiguous()
 
 
-__all__ = ["MAX_TRITON_HEAD_DIM", "MAX_TRITON_WINDOW", "key_pieces", "launch_backward", "launch_forward",
-           "plan_backward", "plan_forward", "triton_unsupported_reason", "windows_per_program"]
+__all__ = ["MAX_TRITON_HEAD_DIM", "MAX_TRITON_WINDOW", "full_shape", "key_pieces", "launch_backward", "launch_forward",
+           "plan_backward", "plan_forward", "plan_window_attention", "triton_unsupported_reason", "windows_per_program"]
