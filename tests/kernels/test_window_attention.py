@@ -246,7 +246,7 @@ def test_deterministic_mode_is_bitwise_reproducible():
     torch.use_deterministic_algorithms(True)
     try:
         _, plan = launch_plan("window_attention", (64, 56, 56, 96, 3, 7, 3), torch.float32)
-        assert plan.constexprs["DETERMINISTIC"] and plan.grid[0] > 1
+        assert plan.constexprs["PRIVATE_SLICES"] and plan.grid[0] > 1
         runs = []
         for _ in range(2):
             qkv, table = [t.requires_grad_(True) for t in make_inputs(case, torch.float32, 9, DEVICE)]
@@ -257,8 +257,11 @@ def test_deterministic_mode_is_bitwise_reproducible():
         torch.use_deterministic_algorithms(previous)
     for a, b in zip(*runs):
         assert torch.equal(a, b)
-    _, plan = launch_plan("window_attention", (64, 56, 56, 96, 3, 7, 3), torch.float32)
-    assert not plan.constexprs["DETERMINISTIC"]
+    _, plan = launch_plan("window_attention", (64, 56, 56, 96, 3, 7, 3), torch.bfloat16)
+    assert plan.constexprs["BLOCK_M"] == plan.constexprs["QUERY_SLOTS"]
+    assert not plan.constexprs["PRIVATE_SLICES"]  # one query block: relaxed atomics outside deterministic mode
+    _, plan = launch_plan("window_attention", (64, 96, 96, 128, 4, 12, 6), torch.bfloat16)
+    assert plan.constexprs["PRIVATE_SLICES"]  # query blocks: never atomics
 
 
 # ----------------------------------------------------------------------------- launcher / planner

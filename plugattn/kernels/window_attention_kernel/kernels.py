@@ -75,11 +75,11 @@ def _scores(q, k, tile_ptr, query_slots, key_slots, scale_log2, KEY_SLOTS: tl.co
 
 @triton.jit
 def _add_dbias(dbias_ptr, dscore, query_slots, key_slots, KEY_SLOTS: tl.constexpr,
-               DETERMINISTIC: tl.constexpr, RELAXED: tl.constexpr):
-    """Add a (queries, keys) block of dS into this program's dB̃ buffer: read-modify-write of the
-    program's own slice (DETERMINISTIC: same order every run) or one relaxed atomic per element."""
+               ATOMIC: tl.constexpr, RELAXED: tl.constexpr):
+    """Add a (queries, keys) block of dS into the dB̃ buffer: read-modify-write of the program's own
+    slice, or (ATOMIC, a slice all programs share) one atomic per element, relaxed where triton can."""
     ptrs = dbias_ptr + query_slots[:, None] * KEY_SLOTS + key_slots[None, :]
-    if DETERMINISTIC:
+    if not ATOMIC:
         tl.store(ptrs, tl.load(ptrs) + dscore)
     elif RELAXED:
         tl.atomic_add(ptrs, dscore, sem="relaxed")
@@ -149,14 +149,16 @@ def window_attention_bwd_kernel(
     height, width, n_win_h, n_win_w, heads, channels, head_dim, scale, scale_log2, total_windows,
     WINDOW: tl.constexpr, SHIFT: tl.constexpr, BLOCK_M: tl.constexpr, QUERY_SLOTS: tl.constexpr,
     KEYS_MAIN: tl.constexpr, KEYS_TAIL: tl.constexpr, D_PAD: tl.constexpr, WINDOWS_PER_PROGRAM: tl.constexpr,
-    DETERMINISTIC: tl.constexpr, RELAXED: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    PRIVATE_SLICES: tl.constexpr, RELAXED: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):
     """One program: WINDOWS_PER_PROGRAM consecutive windows of one head. Per window, k, v, dk, dv
     stay on chip while the query blocks go by (recomputing P); dq is complete per block (all keys are
     on chip) and stored at once. dS = P∘(dP − rowsum(P∘dP)) also feeds dB̃, the (QUERY_SLOTS,
     KEY_SLOTS) bias gradient: summed in registers over the program's windows when one block holds
-    every query, else added block by block; DETERMINISTIC programs own a slice of the buffer (reduced
-    in a fixed order by the launcher), the others share one slice through relaxed atomics."""
+    every query, else added block by block into the program's own slice of the buffer. With
+    PRIVATE_SLICES every program owns a slice (the launcher sums them in a fixed order); without (only
+    planned for one query block, outside deterministic mode) the programs' sums meet in one slice
+    through relaxed atomics."""
     pid = tl.program_id(0)
     head = tl.program_id(1)
     windows_per_image = n_win_h * n_win_w
@@ -168,7 +170,7 @@ def window_attention_bwd_kernel(
     q_channel = head * head_dim
     k_channel = channels + head * head_dim
     v_channel = 2 * channels + head * head_dim
-    slice_index = pid if DETERMINISTIC else 0
+    slice_index = pid if PRIVATE_SLICES else 0
     dbias = dbias_ptr + (slice_index * heads + head) * (QUERY_SLOTS * key_slots)
     dbias_sum = tl.zeros((BLOCK_M, KEYS_MAIN), dtype=tl.float32)
     if KEYS_TAIL > 0:
@@ -237,11 +239,11 @@ def window_attention_bwd_kernel(
                 if KEYS_TAIL > 0:
                     dbias_sum_t += dscore_t
             else:
-                _add_dbias(dbias, dscore, query_slots, keys, key_slots, DETERMINISTIC, RELAXED)
+                # (the planner gives several query blocks PRIVATE_SLICES: a read-modify-write of our own)
+                _add_dbias(dbias, dscore, query_slots, keys, key_slots, False, RELAXED)
                 if KEYS_TAIL > 0:
-                    _add_dbias(dbias, dscore_t, query_slots, keys_t, key_slots, DETERMINISTIC, RELAXED)
-                if DETERMINISTIC:  # this program's next window reads what every thread just wrote
-                    tl.debug_barrier()
+                    _add_dbias(dbias, dscore_t, query_slots, keys_t, key_slots, False, RELAXED)
+                tl.debug_barrier()  # this program's next window reads what every thread just wrote
         dk_tok, _ = _slot_tokens(keys, batch, window, height, width, n_win_w, window_exists,
                                  stride_db, stride_dh, stride_dw, WINDOW, SHIFT)
         _store_part(dqkv_ptr, dk * scale, dk_tok, k_real, k_channel, dims, head_dim, stride_dc)
@@ -253,11 +255,11 @@ def window_attention_bwd_kernel(
             _store_part(dqkv_ptr, dv_t, dkt_tok, kt_real, v_channel, dims, head_dim, stride_dc)
     if single_block:
         rows = tl.arange(0, BLOCK_M)
-        if DETERMINISTIC:  # the program's own slice, written once
+        if PRIVATE_SLICES:  # the program's own slice, written once
             tl.store(dbias + rows[:, None] * key_slots + keys[None, :], dbias_sum)
             if KEYS_TAIL > 0:
                 tl.store(dbias + rows[:, None] * key_slots + keys_t[None, :], dbias_sum_t)
         else:
-            _add_dbias(dbias, dbias_sum, rows, keys, key_slots, False, RELAXED)
+            _add_dbias(dbias, dbias_sum, rows, keys, key_slots, True, RELAXED)
             if KEYS_TAIL > 0:
-                _add_dbias(dbias, dbias_sum_t, rows, keys_t, key_slots, False, RELAXED)
+                _add_dbias(dbias, dbias_sum_t, rows, keys_t, key_slots, True, RELAXED)

@@ -19,11 +19,13 @@ checked by tests/kernels/test_gpu_compile_window.py), lowered further while the 
 fewer than two programs per SM.
 
 **Backward parallelism and dB̃.** A backward program walks ``WINDOWS_PER_PROGRAM`` windows of one
-head; the count grows (up to 8) only while at least four programs per SM remain, since it divides the
-bias-gradient traffic. Deterministic mode (``torch.use_deterministic_algorithms(True)``) gives each
-program its own fp32 slice of the bias-gradient buffer, summed by ``torch.sum`` in a fixed order
-afterwards; windows per program then also grow until the slices fit :data:`PARTIAL_BUDGET_BYTES`.
-Otherwise all programs add into one slice with relaxed atomics.
+head. Where one query block holds a whole window, the program sums dS over its windows in registers
+and adds the sum once: the count grows (up to 8) while at least four programs per SM remain, and the
+sums meet in one fp32 (heads, QUERY_SLOTS, KEY_SLOTS) buffer through relaxed atomics. Where the
+queries take several blocks (and always in deterministic mode, ``torch.use_deterministic_algorithms(
+True)``) every program owns a slice of the buffer (``PRIVATE_SLICES``: a read-modify-write per block,
+no atomics), and the slices are summed by ``torch.sum`` in a fixed order afterwards; windows per
+program then grow until the slices fit :data:`PARTIAL_BUDGET_BYTES` (keeping two programs per SM).
 """
 from __future__ import annotations
 
@@ -168,7 +170,10 @@ class Geometry:
             PRECISION="ieee" if (self.dtype == torch.float32 or upcast) else "tf32", UPCAST=upcast,
         )
 
-    def num_warps(self, block_m: int) -> int:
+    def num_warps(self, block_m: int, backward: bool = False) -> int:
+        # the backward keeps k, v, dk, dv of every key on chip: spread fp32 ones and 128+ keys over 8 warps
+        if backward and (self.dtype == torch.float32 or self.key_slots >= 128):
+            return 8
         return 4 if block_m * self.key_slots <= 64 * 64 else 8
 
 
@@ -190,6 +195,11 @@ def plan_forward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool
     return [Launch("window_attention_fwd_kernel", grid, geo.common_constexprs(block_m), geo.num_warps(block_m), moved)]
 
 
+def private_slices(geo: Geometry, block_m: int, deterministic: bool) -> bool:
+    """Whether every backward program owns a slice of the bias-gradient buffer (see the module docstring)."""
+    return deterministic or geo.query_slots(block_m) != block_m
+
+
 def windows_per_program(geo: Geometry, block_m: int, device: DeviceSpec, deterministic: bool) -> int:
     """Windows each backward program walks (see the module docstring).
 
@@ -202,7 +212,7 @@ def windows_per_program(geo: Geometry, block_m: int, device: DeviceSpec, determi
     while (single_block and per_program < MAX_WINDOWS_PER_PROGRAM
            and -(-geo.total_windows // (2 * per_program)) * geo.heads >= 4 * device.sm_count):
         per_program *= 2
-    if deterministic:
+    if private_slices(geo, block_m, deterministic):
         slice_bytes = geo.heads * geo.query_slots(block_m) * geo.key_slots * 4
         while (-(-geo.total_windows // per_program) * slice_bytes > PARTIAL_BUDGET_BYTES
                and -(-geo.total_windows // (2 * per_program)) * geo.heads >= 2 * device.sm_count):
@@ -212,8 +222,9 @@ def windows_per_program(geo: Geometry, block_m: int, device: DeviceSpec, determi
 
 def plan_backward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool, device: DeviceSpec,
                   block_m: Optional[int] = None, per_program: Optional[int] = None) -> List[Launch]:
-    """The backward launch for ``shape = (B, H, W, C, heads, window, shift)``; ``DETERMINISTIC`` follows
-    ``torch.are_deterministic_algorithms_enabled()``; ``block_m`` and ``per_program`` are forced by tests only.
+    """The backward launch for ``shape = (B, H, W, C, heads, window, shift)``; ``PRIVATE_SLICES`` (no
+    atomics) whenever ``torch.are_deterministic_algorithms_enabled()`` or the queries take several
+    blocks; ``block_m`` and ``per_program`` are forced by tests only.
 
     Example:
         >>> [launch] = plan_backward((64, 56, 56, 96, 3, 7, 3), torch.bfloat16, False, DEVICES["h100"])
@@ -225,12 +236,14 @@ def plan_backward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: boo
     deterministic = torch.are_deterministic_algorithms_enabled()
     per_program = per_program or windows_per_program(geo, block_m, device, deterministic)
     grid = (-(-geo.total_windows // per_program), geo.heads)
+    private = private_slices(geo, block_m, deterministic)
     constexprs = dict(geo.common_constexprs(block_m), WINDOWS_PER_PROGRAM=per_program,
-                      DETERMINISTIC=deterministic, RELAXED=RELAXED_ATOMICS)
-    slices = grid[0] if deterministic else 1
+                      PRIVATE_SLICES=private, RELAXED=RELAXED_ATOMICS)
+    slices = grid[0] if private else 1
     # read q, k, v and ∂out, write ∂q, ∂k, ∂v (7T); the tile; the bias-gradient slices
     moved = 7 * geo.token_bytes + geo.tile_bytes(block_m) + slices * geo.heads * geo.query_slots(block_m) * geo.key_slots * 4
-    return [Launch("window_attention_bwd_kernel", grid, constexprs, geo.num_warps(block_m), moved, phase="backward")]
+    return [Launch("window_attention_bwd_kernel", grid, constexprs, geo.num_warps(block_m, backward=True), moved,
+                   phase="backward")]
 
 
 @register_planner("window_attention")
@@ -315,8 +328,12 @@ def launch_backward(grad_out: torch.Tensor, qkv: torch.Tensor, bias: torch.Tenso
     geo = Geometry(shape, qkv.dtype)
     c = plan.constexprs
     tile = bias_tile(bias, window, shift, c["QUERY_SLOTS"], geo.key_slots)
-    slices = plan.grid[0] if c["DETERMINISTIC"] else 1
-    dbias = torch.zeros(slices, heads, c["QUERY_SLOTS"], geo.key_slots, device=qkv.device, dtype=torch.float32)
+    slices = plan.grid[0] if c["PRIVATE_SLICES"] else 1
+    single_block = c["BLOCK_M"] == c["QUERY_SLOTS"]
+    # zeros where the kernel adds into the buffer; a private slice of one query block is written once
+    make = empty_output if (single_block and slices > 1) else None
+    size = (slices, heads, c["QUERY_SLOTS"], geo.key_slots)
+    dbias = make(qkv, size, torch.float32) if make else torch.zeros(size, device=qkv.device, dtype=torch.float32)
     launch_planned(
         window_attention_bwd_kernel, plan, qkv, tile, grad_out, dqkv, dbias,
         *_strides(qkv), *_strides(grad_out), *_strides(dqkv),
