@@ -210,8 +210,10 @@ def _readable(kernel: Any, meta: dict, args: tuple) -> dict:
     return {"kernel": kernel.__name__, "dtypes": dtypes, **{k: v for k, v in meta.items()}}
 
 
-def run_group(group: str) -> int:
-    """Record the group's launches, compile each distinct configuration for sm_90, print JSON lines."""
+def run_group(group: str, recorders: Optional[Dict[str, Callable[[_LaunchRecorder], None]]] = None,
+              every_dtype: bool = False) -> int:
+    """Record the group's launches, compile each distinct configuration for sm_90, print JSON lines
+    (``every_dtype``: each configuration in each dtype it was launched with, as with FULL)."""
     def emit(record: dict) -> None:
         print(RESULT_PREFIX + json.dumps(record), flush=True)
 
@@ -234,13 +236,15 @@ def run_group(group: str) -> int:
         emit({"unavailable": f"triton {triton.__version__} cannot compile a trivial kernel: {probe['error'][:800]}"})
         return 0
     recorder = _LaunchRecorder()
-    RECORDERS[group](recorder)
+    (recorders or RECORDERS)[group](recorder)
     seen = set()
     for kernel, args, meta in recorder.launches:
         options = {k: meta[k] for k in OPTION_NAMES if k in meta}
         signature, constexprs, attrs, how = _specialise(kernel, args, meta, backend)
         config = _readable(kernel, meta, args)
-        if FULL:  # every launcher configuration in every dtype and every argument specialisation
+        if every_dtype and not FULL:
+            keys = [repr(sorted(config.items(), key=repr))]
+        elif FULL:  # every launcher configuration in every dtype and every argument specialisation
             keys = [repr((config, sorted(signature.items()), sorted(constexprs.items(), key=repr),
                           sorted(attrs.items(), key=repr)))]
         else:  # every configuration once (dtypes rotate over the shapes) and every dtype with every
@@ -257,25 +261,25 @@ def run_group(group: str) -> int:
 
 
 # ----------------------------------------------------------------------------- the test
-def _run_subprocess(group: str, cache_dir: str) -> Tuple[List[dict], str]:
+def _run_subprocess(group: str, cache_dir: str, script: str = __file__) -> Tuple[List[dict], str]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.update(TRITON_CACHE_DIR=cache_dir, TRITON_DUMP_PTXAS_LOG="1", OMP_NUM_THREADS="1",
                TRITON_HOME=cache_dir, PYTHONDONTWRITEBYTECODE="1")
     # no timeout: how long the compilation takes depends on the machine and its load, not on the code
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), group], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, os.path.abspath(script), group], env=env, capture_output=True, text=True)
     records = [json.loads(line[len(RESULT_PREFIX):]) for line in done.stdout.splitlines()
                if line.startswith(RESULT_PREFIX)]
     return records, f"exit {done.returncode}\n{done.stderr[-4000:]}"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("group", GROUPS)
-def test_kernels_compile_for_sm90(group: str) -> None:
+def compiled_records(group: str, script: str = __file__) -> List[dict]:
+    """Compile ``group`` in a subprocess running ``script``; skip where the toolchain is missing, fail on
+    any configuration that does not compile or does not fit the H100's shared memory per block."""
     if importlib.util.find_spec("triton") is None:
         pytest.skip("triton is not installed")
     cache_dir = tempfile.mkdtemp(prefix="plugattn-aot-")
     try:
-        records, log = _run_subprocess(group, cache_dir)
+        records, log = _run_subprocess(group, cache_dir, script)
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
     unavailable = [r["unavailable"] for r in records if "unavailable" in r]
@@ -288,6 +292,14 @@ def test_kernels_compile_for_sm90(group: str) -> None:
     for r in compiled:
         assert r["cubin_bytes"] > 0 and r["has_ptx"], r["config"]
         assert r["shared_bytes"] <= H100_MAX_SHARED_BYTES, f"{r['config']} needs {r['shared_bytes']} B of shared memory"
+    return compiled
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", GROUPS)
+def test_kernels_compile_for_sm90(group: str) -> None:
+    compiled = compiled_records(group)
+    for r in compiled:
         if group == "simam_eca_se":  # streaming kernels: no spill at all
             assert not r["spill_bytes"], f"{r['config']} spills {r['spill_bytes']} B ({r['registers']} registers)"
     kernels = {r["config"]["kernel"] for r in compiled}

@@ -18,14 +18,9 @@ program, the batch-64 configuration that used to spill: 172-174 registers).
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict
 
 import pytest
 import torch
@@ -75,74 +70,11 @@ RECORDERS: Dict[str, Callable] = {
 }
 
 
-def run_group(group: str) -> int:
-    """Record the group's launches, compile each distinct configuration (dtype included) for sm_90."""
-    def emit(record: dict) -> None:
-        print(aot.RESULT_PREFIX + json.dumps(record), flush=True)
-
-    try:
-        import triton
-        import triton.compiler
-        from triton.backends.compiler import GPUTarget
-        from triton.compiler import make_backend
-
-        target = GPUTarget("cuda", aot.H100_ARCH, 32)
-        backend = make_backend(target)
-    except Exception as error:
-        emit({"unavailable": f"triton AOT API: {type(error).__name__}: {error}"})
-        return 0
-    probe = aot._compile_one(triton, target, aot._probe_kernel(triton),
-                             {"x_ptr": "*fp32", "n": "i32", "BLOCK": "constexpr"}, {"BLOCK": 128}, {}, {"num_warps": 4})
-    if not probe["ok"]:
-        emit({"unavailable": f"triton {triton.__version__} cannot compile a trivial kernel: {probe['error'][:800]}"})
-        return 0
-    recorder = aot._LaunchRecorder()
-    RECORDERS[group](recorder)
-    seen = set()
-    for kernel, args, meta in recorder.launches:
-        config = aot._readable(kernel, meta, args)
-        key = repr(sorted(config.items(), key=repr))
-        if key in seen:
-            continue
-        seen.add(key)
-        options = {k: meta[k] for k in aot.OPTION_NAMES if k in meta}
-        signature, constexprs, attrs, how = aot._specialise(kernel, args, meta, backend)
-        result = aot._compile_one(triton, target, kernel, signature, constexprs, attrs, options)
-        emit({"config": config, "specialisation": how, **result})
-    return 0
-
-
-def _run_subprocess(group: str, cache_dir: str) -> Tuple[List[dict], str]:
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env.update(TRITON_CACHE_DIR=cache_dir, TRITON_DUMP_PTXAS_LOG="1", OMP_NUM_THREADS="1",
-               TRITON_HOME=cache_dir, PYTHONDONTWRITEBYTECODE="1")
-    # no timeout: how long the compilation takes depends on the machine and its load, not on the code
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), group], env=env, capture_output=True, text=True)
-    records = [json.loads(line[len(aot.RESULT_PREFIX):]) for line in done.stdout.splitlines()
-               if line.startswith(aot.RESULT_PREFIX)]
-    return records, f"exit {done.returncode}\n{done.stderr[-4000:]}"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("group", GROUPS)
 def test_window_kernels_compile_for_sm90_at_production_shapes(group: str) -> None:
-    if importlib.util.find_spec("triton") is None:
-        pytest.skip("triton is not installed")
-    cache_dir = tempfile.mkdtemp(prefix="plugattn-aot-window-")
-    try:
-        records, log = _run_subprocess(group, cache_dir)
-    finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
-    unavailable = [r["unavailable"] for r in records if "unavailable" in r]
-    if unavailable:
-        pytest.skip(f"ahead-of-time compilation for sm_90 is not available here: {unavailable[0]}")
-    compiled = [r for r in records if "config" in r]
-    assert compiled, f"the subprocess compiled nothing ({log})"
-    failures = [f"{r['config']}: {r['error']}" for r in compiled if not r["ok"]]
-    assert not failures, f"{len(failures)} of {len(compiled)} configurations failed:\n" + "\n\n".join(failures)
+    compiled = aot.compiled_records(group, __file__)
     for r in compiled:
-        assert r["cubin_bytes"] > 0 and r["has_ptx"], r["config"]
-        assert r["shared_bytes"] <= aot.H100_MAX_SHARED_BYTES, f"{r['config']} needs {r['shared_bytes']} B of shared memory"
         spilled = r["spill_bytes"] or 0
         budget = WINDOW_MAX_SPILL_BYTES if r["config"]["PRECISION"] == "ieee" else 0
         assert spilled <= budget, f"{r['config']} spills {spilled} B ({r['registers']} registers), budget {budget} B"
@@ -155,4 +87,4 @@ def test_window_kernels_compile_for_sm90_at_production_shapes(group: str) -> Non
 
 
 if __name__ == "__main__":
-    sys.exit(run_group(sys.argv[1]))
+    sys.exit(aot.run_group(sys.argv[1], RECORDERS, every_dtype=True))

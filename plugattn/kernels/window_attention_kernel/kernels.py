@@ -53,6 +53,18 @@ def _store_part(ptr, tile, tokens, real, channel0, dims, head_dim, stride_c):
 
 
 @triton.jit
+def _load_keys(qkv_ptr, key_slots, batch, window, height, width, n_win_w, window_exists,
+               stride_b, stride_h, stride_w, stride_c, k_channel, v_channel, dims, head_dim,
+               WINDOW: tl.constexpr, SHIFT: tl.constexpr):
+    """k and v, (len(key_slots), D_PAD) each, of one window's key slots, and which tokens they are."""
+    tokens, real = _slot_tokens(key_slots, batch, window, height, width, n_win_w, window_exists,
+                                stride_b, stride_h, stride_w, WINDOW, SHIFT)
+    k = _load_part(qkv_ptr, tokens, real, k_channel, dims, head_dim, stride_c)
+    v = _load_part(qkv_ptr, tokens, real, v_channel, dims, head_dim, stride_c)
+    return tokens, real, k, v
+
+
+@triton.jit
 def _tile_base(window, head, heads, n_win_h, n_win_w, QUERY_SLOTS: tl.constexpr, KEY_SLOTS: tl.constexpr,
                SHIFT: tl.constexpr):
     """Offset of this (window kind, head) in the (kinds, heads, QUERY_SLOTS, KEY_SLOTS) bias tile.
@@ -113,18 +125,16 @@ def window_attention_fwd_kernel(
     q = _load_part(qkv_ptr, q_tok, q_real, head * head_dim, dims, head_dim, stride_c)  # (BLOCK_M, D_PAD)
 
     keys = tl.arange(0, KEYS_MAIN)
-    k_tok, k_real = _slot_tokens(keys, batch, window, height, width, n_win_w, True,
-                                 stride_b, stride_h, stride_w, WINDOW, SHIFT)
-    k = _load_part(qkv_ptr, k_tok, k_real, channels + head * head_dim, dims, head_dim, stride_c)  # (KEYS_MAIN, D_PAD)
-    v = _load_part(qkv_ptr, k_tok, k_real, 2 * channels + head * head_dim, dims, head_dim, stride_c)
+    k_channel = channels + head * head_dim
+    v_channel = 2 * channels + head * head_dim
+    k_tok, k_real, k, v = _load_keys(qkv_ptr, keys, batch, window, height, width, n_win_w, True, stride_b, stride_h,
+                            stride_w, stride_c, k_channel, v_channel, dims, head_dim, WINDOW, SHIFT)  # (KEYS_MAIN, D_PAD)
     scores = _scores(q, k, tile, query_slots, keys, scale_log2, key_slots, PRECISION, UPCAST)  # (BLOCK_M, KEYS_MAIN)
     row_max = tl.max(scores, axis=1)
     if KEYS_TAIL > 0:
         keys_t = KEYS_MAIN + tl.arange(0, KEYS_TAIL)
-        kt_tok, kt_real = _slot_tokens(keys_t, batch, window, height, width, n_win_w, True,
-                                       stride_b, stride_h, stride_w, WINDOW, SHIFT)
-        k_t = _load_part(qkv_ptr, kt_tok, kt_real, channels + head * head_dim, dims, head_dim, stride_c)
-        v_t = _load_part(qkv_ptr, kt_tok, kt_real, 2 * channels + head * head_dim, dims, head_dim, stride_c)
+        kt_tok, kt_real, k_t, v_t = _load_keys(qkv_ptr, keys_t, batch, window, height, width, n_win_w, True, stride_b,
+                                    stride_h, stride_w, stride_c, k_channel, v_channel, dims, head_dim, WINDOW, SHIFT)
         scores_t = _scores(q, k_t, tile, query_slots, keys_t, scale_log2, key_slots, PRECISION, UPCAST)
         row_max = tl.maximum(row_max, tl.max(scores_t, axis=1))
     probs = tl.exp2(scores - row_max[:, None])  # unnormalised; the division comes after ·v
@@ -135,7 +145,7 @@ def window_attention_fwd_kernel(
         row_sum += tl.sum(probs_t, axis=1)
         out += _dot(probs_t.to(v_t.dtype), v_t, PRECISION, UPCAST)
     out = out / row_sum[:, None]
-    o_tok, _ = _slot_tokens(query_slots, batch, window, height, width, n_win_w, True,
+    o_tok, o_real = _slot_tokens(query_slots, batch, window, height, width, n_win_w, True,
                             stride_ob, stride_oh, stride_ow, WINDOW, SHIFT)
     _store_part(out_ptr, out, o_tok, q_real, head * head_dim, dims, head_dim, stride_oc)
 
@@ -182,24 +192,22 @@ def window_attention_bwd_kernel(
         batch = (global_window // windows_per_image).to(tl.int64)
         window = global_window % windows_per_image
         tile = tile_ptr + _tile_base(window, head, heads, n_win_h, n_win_w, QUERY_SLOTS, key_slots, SHIFT)
-        k_tok, k_real = _slot_tokens(keys, batch, window, height, width, n_win_w, window_exists,
-                                     stride_b, stride_h, stride_w, WINDOW, SHIFT)
-        k = _load_part(qkv_ptr, k_tok, k_real, k_channel, dims, head_dim, stride_c)  # (KEYS_MAIN, D_PAD)
-        v = _load_part(qkv_ptr, k_tok, k_real, v_channel, dims, head_dim, stride_c)
+        k_tok, k_real, k, v = _load_keys(qkv_ptr, keys, batch, window, height, width, n_win_w, window_exists,
+                                     stride_b, stride_h, stride_w, stride_c, k_channel, v_channel, dims, head_dim,
+                                     WINDOW, SHIFT)  # (KEYS_MAIN, D_PAD)
         dk = tl.zeros((KEYS_MAIN, D_PAD), dtype=tl.float32)
         dv = tl.zeros((KEYS_MAIN, D_PAD), dtype=tl.float32)
         if KEYS_TAIL > 0:
-            kt_tok, kt_real = _slot_tokens(keys_t, batch, window, height, width, n_win_w, window_exists,
-                                           stride_b, stride_h, stride_w, WINDOW, SHIFT)
-            k_t = _load_part(qkv_ptr, kt_tok, kt_real, k_channel, dims, head_dim, stride_c)  # (KEYS_TAIL, D_PAD)
-            v_t = _load_part(qkv_ptr, kt_tok, kt_real, v_channel, dims, head_dim, stride_c)
+            kt_tok, kt_real, k_t, v_t = _load_keys(qkv_ptr, keys_t, batch, window, height, width, n_win_w, window_exists,
+                                              stride_b, stride_h, stride_w, stride_c, k_channel, v_channel, dims,
+                                              head_dim, WINDOW, SHIFT)  # (KEYS_TAIL, D_PAD)
             dk_t = tl.zeros((KEYS_TAIL, D_PAD), dtype=tl.float32)
             dv_t = tl.zeros((KEYS_TAIL, D_PAD), dtype=tl.float32)
         for block in range(n_blocks):
             query_slots = block * BLOCK_M + tl.arange(0, BLOCK_M)
             q_tok, q_real = _slot_tokens(query_slots, batch, window, height, width, n_win_w, window_exists,
                                          stride_b, stride_h, stride_w, WINDOW, SHIFT)
-            g_tok, _ = _slot_tokens(query_slots, batch, window, height, width, n_win_w, window_exists,
+            g_tok, g_real = _slot_tokens(query_slots, batch, window, height, width, n_win_w, window_exists,
                                     stride_gb, stride_gh, stride_gw, WINDOW, SHIFT)
             q = _load_part(qkv_ptr, q_tok, q_real, q_channel, dims, head_dim, stride_c)  # (BLOCK_M, D_PAD)
             # rows of padding slots / missing windows have dout = 0, hence dS = 0 there
@@ -231,7 +239,7 @@ def window_attention_bwd_kernel(
                 dscore_t = probs_t * (dprobs_t - row_dot[:, None])
                 dk_t += _dot(tl.trans(dscore_t.to(q.dtype)), q, PRECISION, UPCAST)
                 dq += _dot(dscore_t.to(q.dtype), k_t, PRECISION, UPCAST)
-            d_tok, _ = _slot_tokens(query_slots, batch, window, height, width, n_win_w, window_exists,
+            d_tok, d_real = _slot_tokens(query_slots, batch, window, height, width, n_win_w, window_exists,
                                     stride_db, stride_dh, stride_dw, WINDOW, SHIFT)
             _store_part(dqkv_ptr, dq * scale, d_tok, q_real, q_channel, dims, head_dim, stride_dc)
             if single_block:
@@ -244,12 +252,12 @@ def window_attention_bwd_kernel(
                 if KEYS_TAIL > 0:
                     _add_dbias(dbias, dscore_t, query_slots, keys_t, key_slots, False, RELAXED)
                 tl.debug_barrier()  # this program's next window reads what every thread just wrote
-        dk_tok, _ = _slot_tokens(keys, batch, window, height, width, n_win_w, window_exists,
+        dk_tok, dk_real = _slot_tokens(keys, batch, window, height, width, n_win_w, window_exists,
                                  stride_db, stride_dh, stride_dw, WINDOW, SHIFT)
         _store_part(dqkv_ptr, dk * scale, dk_tok, k_real, k_channel, dims, head_dim, stride_dc)
         _store_part(dqkv_ptr, dv, dk_tok, k_real, v_channel, dims, head_dim, stride_dc)
         if KEYS_TAIL > 0:
-            dkt_tok, _ = _slot_tokens(keys_t, batch, window, height, width, n_win_w, window_exists,
+            dkt_tok, dkt_real = _slot_tokens(keys_t, batch, window, height, width, n_win_w, window_exists,
                                       stride_db, stride_dh, stride_dw, WINDOW, SHIFT)
             _store_part(dqkv_ptr, dk_t * scale, dkt_tok, kt_real, k_channel, dims, head_dim, stride_dc)
             _store_part(dqkv_ptr, dv_t, dkt_tok, kt_real, v_channel, dims, head_dim, stride_dc)

@@ -38,7 +38,7 @@ from ..dispatch import interpreter_enabled
 from ..plan import DEVICES, DeviceSpec, Launch, register_planner
 from .._common import device_spec, empty_output, launch_planned, tl
 from .kernels import window_attention_bwd_kernel, window_attention_fwd_kernel
-from .reference import MASK_VALUE
+from .reference import MASK_VALUE, cached
 
 LOG2E = 1.4426950408889634
 MAX_TRITON_WINDOW = 12  # Swin's largest window (Swin-B/L at 384 px)
@@ -267,18 +267,22 @@ def problem_shape(qkv: torch.Tensor, heads: int, window: int, shift: int) -> Tup
 
 def _kind_masks(window: int, shift: int, device: torch.device) -> torch.Tensor:
     """(kinds, N, N) SW-MSA masks of the four window kinds (interior, last column, last row, corner)."""
-    if not shift:
-        return torch.zeros(1, window * window, window * window, device=device)
-    within = torch.arange(window, device=device)
-    seam = torch.where(within < window - shift, 1, 2)  # region of a row/column in the last window row/column
-    masks = []
-    for last_row in (0, 1):
-        for last_col in (0, 1):
-            rows = (seam if last_row else torch.zeros_like(seam))[:, None].expand(window, window)
-            cols = (seam if last_col else torch.zeros_like(seam))[None, :].expand(window, window)
-            region = (3 * rows + cols).flatten()  # (N,)
-            masks.append((region[:, None] != region[None, :]).float() * MASK_VALUE)
-    return torch.stack(masks)
+
+    def build() -> torch.Tensor:
+        if not shift:
+            return torch.zeros(1, window * window, window * window, device=device)
+        within = torch.arange(window, device=device)
+        seam = torch.where(within < window - shift, 1, 2)  # region of a row/column in the last window row/column
+        masks = []
+        for last_row in (0, 1):
+            for last_col in (0, 1):
+                rows = (seam if last_row else torch.zeros_like(seam))[:, None].expand(window, window)
+                cols = (seam if last_col else torch.zeros_like(seam))[None, :].expand(window, window)
+                region = (3 * rows + cols).flatten()  # (N,)
+                masks.append((region[:, None] != region[None, :]).float() * MASK_VALUE)
+        return torch.stack(masks)
+
+    return cached(("kind_masks", window, shift, str(device)), build)
 
 
 def bias_tile(bias: torch.Tensor, window: int, shift: int, query_slots: int, key_slots: int) -> torch.Tensor:

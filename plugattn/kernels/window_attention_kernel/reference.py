@@ -59,7 +59,8 @@ def check_arguments(qkv: torch.Tensor, rel_pos_bias: torch.Tensor, window_size: 
 _CACHE: Dict[tuple, torch.Tensor] = {}
 
 
-def _cached(key: tuple, build):
+def cached(key: tuple, build):
+    """``build()``, kept per ``key`` in eager mode."""
     # Eager calls reuse the index/mask (as timm keeps them in buffers); under torch.compile the
     # builders are traced instead, so the compiled graph needs no Python-side state.
     if torch.compiler.is_compiling():
@@ -92,7 +93,7 @@ def relative_position_index(
         d_col = cols[:, None] - cols[None, :] + big - 1
         return d_row * (2 * big - 1) + d_col
 
-    return _cached(("index", window_size, big, str(device)), build)
+    return cached(("index", window_size, big, str(device)), build)
 
 
 def window_bias(rel_pos_bias: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -130,7 +131,7 @@ def shifted_window_mask(
         cross = region[:, :, None] != region[:, None, :]  # (nW, N, N)
         return cross.float() * MASK_VALUE
 
-    return _cached(("mask", padded_h, padded_w, window_size, shift_size, str(device)), build)
+    return cached(("mask", padded_h, padded_w, window_size, shift_size, str(device)), build)
 
 
 def window_attention_reference(
