@@ -3,9 +3,9 @@
 Example:
     >>> print(format_plans(["simam"], [(1, 2048, 7, 7)], ["fp32"], "h100"))  # doctest: +NORMALIZE_WHITESPACE
     launch plan (h100: 132 SMs, 50 MiB L2)
-    simam fp32 1x2048x7x7 nchw
+    op=simam dtype=fp32 shape=1x2048x7x7 layout=nchw
       forward  _simam_fwd_plane_kernel grid=(64,) warps=4 moves=0.803 MB INT64=False BLOCK_C=32 BLOCK_HW=64
-      backward _simam_bwd_plane_kernel grid=(64,) warps=4 moves=1.2 MB INT64=False BLOCK_C=32 BLOCK_HW=64
+      backward _simam_bwd_plane_kernel grid=(64,) warps=8 moves=1.2 MB INT64=False BLOCK_C=32 BLOCK_HW=64
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def format_plans(ops: Sequence[str], shapes: Sequence[Tuple[int, ...]], dtypes: 
         for dtype_name in dtypes:
             for shape in shapes:
                 layout = "channels_last" if channels_last else "nchw"
-                lines.append(f"{op} {dtype_name} {'x'.join(map(str, shape))} {layout}")
+                lines.append(f"op={op} dtype={dtype_name} shape={'x'.join(map(str, shape))} layout={layout}")
                 try:
                     plan = launch_plan(planner, shape, DTYPES[dtype_name], channels_last=channels_last, device=spec)
                 except ValueError as error:  # e.g. no planner registered for this op in this install

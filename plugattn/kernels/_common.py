@@ -18,7 +18,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -180,7 +180,7 @@ def check_gamma(op: str, x: torch.Tensor, gamma: Optional[torch.Tensor]) -> None
     """Raise ``ValueError`` unless ``gamma`` is ``None`` or a (C,) tensor for (N, C, H, W) ``x``."""
     if gamma is not None and (not isinstance(gamma, torch.Tensor) or tuple(gamma.shape) != (x.shape[1],)):
         shape = tuple(gamma.shape) if isinstance(gamma, torch.Tensor) else type(gamma).__name__
-        raise ValueError(f"{op}: gamma must be None or a tensor of shape (C={x.shape[1]},), got {shape}")
+        raise ValueError(f"{op}: gamma (the per-channel gate) must be None or a tensor of shape (C={x.shape[1]},), got {shape}")
 
 
 def gated_scale(scale: torch.Tensor, gamma: Optional[torch.Tensor]) -> torch.Tensor:
@@ -308,6 +308,24 @@ def split_program(C, N, SPLITS, BLOCK_C: tl.constexpr):
 
 
 @triton.jit
+def split_range(split, BLOCKS_PER_SPLIT, HW, BLOCK_HW: tl.constexpr):
+    """[first, last): the share of H·W that ``split`` reduces."""
+    first = split * BLOCKS_PER_SPLIT * BLOCK_HW
+    return first, tl.minimum(first + BLOCKS_PER_SPLIT * BLOCK_HW, HW)
+
+
+@triton.jit
+def plane_program(C, HW, BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr):
+    """(n, channels, channel_ok, hw, mask) of this program in a 1-D grid of whole-plane tiles."""
+    pid = tl.program_id(0)
+    channel_blocks = tl.cdiv(C, BLOCK_C)
+    channels = (pid % channel_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
+    channel_ok = channels < C
+    hw = tl.arange(0, BLOCK_HW)
+    return pid // channel_blocks, channels, channel_ok, hw, channel_ok[:, None] & (hw < HW)[None, :]
+
+
+@triton.jit
 def tile_program(C, HW, BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr):
     """(n, channels, hw) of this program in a 1-D grid with one program per tile (HW fastest)."""
     pid = tl.program_id(0)
@@ -334,8 +352,7 @@ def channel_sums_kernel(
     channel_ok = channels < C
     acc_x = tl.zeros((BLOCK_C, BLOCK_HW), dtype=tl.float32)
     acc_gx = tl.zeros((BLOCK_C, BLOCK_HW), dtype=tl.float32)
-    first = split * BLOCKS_PER_SPLIT * BLOCK_HW
-    last = tl.minimum(first + BLOCKS_PER_SPLIT * BLOCK_HW, HW)
+    first, last = split_range(split, BLOCKS_PER_SPLIT, HW, BLOCK_HW)
     for start in range(first, last, BLOCK_HW):
         hw = start + tl.arange(0, BLOCK_HW)
         mask = channel_ok[:, None] & (hw < last)[None, :]
@@ -409,6 +426,17 @@ def plan_channel_scale(shape: Sequence[int], dtype: torch.dtype, channels_last: 
         {"WITH_SHIFT": with_shift, "INT64": dense_needs_int64(shape), "BLOCK_C": block_c, "BLOCK_HW": block_hw},
         num_warps=4, bytes_moved=read + tensor + n * c * 4 * (2 if with_shift else 1), phase=phase,
     )
+
+
+def plan_squeeze_and_scale(shape: Sequence[int], dtype: torch.dtype, channels_last: bool, spec: Any) -> List[Launch]:
+    """The plan of SE and ECA: forward squeeze (split reduction) and scale; backward sums of x and g·x,
+    and scale with shift."""
+    return [
+        plan_channel_sums(shape, dtype, channels_last, spec),
+        plan_channel_scale(shape, dtype, channels_last, spec),
+        plan_channel_sums(shape, dtype, channels_last, spec, with_grad=True, phase="backward"),
+        plan_channel_scale(shape, dtype, channels_last, spec, with_shift=True, phase="backward"),
+    ]
 
 
 def device_spec(x: torch.Tensor) -> Any:

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from ._common import (
     channel_scale, channel_sums, check_gamma, check_nchw, check_same_dtype, define_op, fx_leaf, gated_scale,
-    plan_channel_scale, plan_channel_sums,
+    plan_squeeze_and_scale,
 )
 from .dispatch import resolve_backend
 from .plan import register_planner
@@ -64,15 +64,8 @@ def eca_reference(x: torch.Tensor, weight: torch.Tensor, gamma: Optional[torch.T
 
 
 # ----------------------------------------------------------------------------- launch plan
-@register_planner("eca")
-def plan_eca(shape, dtype, channels_last, spec):
-    """Forward: pooling (split reduction), scale; backward: sums of x and g·x, scale with shift."""
-    return [
-        plan_channel_sums(shape, dtype, channels_last, spec),
-        plan_channel_scale(shape, dtype, channels_last, spec),
-        plan_channel_sums(shape, dtype, channels_last, spec, with_grad=True, phase="backward"),
-        plan_channel_scale(shape, dtype, channels_last, spec, with_shift=True, phase="backward"),
-    ]
+# forward: squeeze (split reduction), scale; backward: sums of x and g·x, scale with shift
+plan_eca = register_planner("eca")(plan_squeeze_and_scale)
 
 
 # ----------------------------------------------------------------------------- Triton path

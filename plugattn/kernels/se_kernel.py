@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from .._validate import check_choice
 from ._common import (
     channel_scale, channel_sums, check_gamma, check_nchw, check_same_dtype, define_op, fx_leaf, gated_scale,
-    plan_channel_scale, plan_channel_sums,
+    plan_squeeze_and_scale,
 )
 from .dispatch import resolve_backend
 from .plan import register_planner
@@ -109,15 +109,8 @@ def _gate_grad(name: str, u: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- launch plan
-@register_planner("se")
-def plan_se(shape, dtype, channels_last, spec):
-    """Forward: squeeze (split reduction), scale; backward: squeeze of x and g, scale with shift."""
-    return [
-        plan_channel_sums(shape, dtype, channels_last, spec),
-        plan_channel_scale(shape, dtype, channels_last, spec),
-        plan_channel_sums(shape, dtype, channels_last, spec, with_grad=True, phase="backward"),
-        plan_channel_scale(shape, dtype, channels_last, spec, with_shift=True, phase="backward"),
-    ]
+# forward: squeeze (split reduction), scale; backward: sums of x and g·x, scale with shift
+plan_se = register_planner("se")(plan_squeeze_and_scale)
 
 
 # ----------------------------------------------------------------------------- Triton path

@@ -39,7 +39,7 @@ import torch
 from ._common import (
     TILE_ELEMENTS, check_gamma, check_nchw, check_same_dtype, define_op, dense_needs_int64, device_spec,
     empty_output, feature_map_strides, fx_leaf, is_channels_last, launch_planned, load_tile, needs_int64,
-    reduction_splits, split_program, store_tile, stream_tile, tile_program, tl, triton,
+    plane_program, reduction_splits, split_program, split_range, store_tile, stream_tile, tile_program, tl, triton,
 )
 from .dispatch import resolve_backend
 from .plan import Launch, register_planner
@@ -77,13 +77,7 @@ def _simam_fwd_plane_kernel(
     x_ptr, gamma_ptr, y_ptr, C, HW, W, sxn, sxc, sxh, sxw, syn, syc, syh, syw, neighbours, e_lambda,
     GATED: tl.constexpr, HW_FLAT: tl.constexpr, INT64: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    channel_blocks = tl.cdiv(C, BLOCK_C)
-    n = pid // channel_blocks
-    channels = (pid % channel_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    channel_ok = channels < C
-    hw = tl.arange(0, BLOCK_HW)
-    mask = channel_ok[:, None] & (hw < HW)[None, :]
+    n, channels, channel_ok, hw, mask = plane_program(C, HW, BLOCK_C, BLOCK_HW)
     x = load_tile(x_ptr, n, channels, hw, sxn, sxc, sxh, sxw, W, mask, HW_FLAT, INT64)
     mean = tl.sum(x, axis=1) / HW
     centred = tl.where(mask, x - mean[:, None], 0.0)
@@ -101,13 +95,7 @@ def _simam_bwd_plane_kernel(
     sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw, neighbours, e_lambda,
     GATED: tl.constexpr, HW_FLAT: tl.constexpr, INT64: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    channel_blocks = tl.cdiv(C, BLOCK_C)
-    n = pid // channel_blocks
-    channels = (pid % channel_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
-    channel_ok = channels < C
-    hw = tl.arange(0, BLOCK_HW)
-    mask = channel_ok[:, None] & (hw < HW)[None, :]
+    n, channels, channel_ok, hw, mask = plane_program(C, HW, BLOCK_C, BLOCK_HW)
     x = load_tile(x_ptr, n, channels, hw, sxn, sxc, sxh, sxw, W, mask, HW_FLAT, INT64)
     g = load_tile(g_ptr, n, channels, hw, sgn, sgc, sgh, sgw, W, mask, HW_FLAT, INT64)
     mean = tl.sum(x, axis=1) / HW
@@ -144,8 +132,7 @@ def _simam_stats_kernel(
     count = tl.zeros((BLOCK_C,), dtype=tl.float32)
     mean = tl.zeros((BLOCK_C,), dtype=tl.float32)
     m2 = tl.zeros((BLOCK_C,), dtype=tl.float32)
-    first = split * BLOCKS_PER_SPLIT * BLOCK_HW
-    last = tl.minimum(first + BLOCKS_PER_SPLIT * BLOCK_HW, HW)
+    first, last = split_range(split, BLOCKS_PER_SPLIT, HW, BLOCK_HW)
     for start in range(first, last, BLOCK_HW):
         hw = start + tl.arange(0, BLOCK_HW)
         mask = channel_ok[:, None] & (hw < last)[None, :]
@@ -203,8 +190,7 @@ def _simam_bwd_sums_kernel(
     acc_gz_e = tl.zeros((BLOCK_C, BLOCK_HW), dtype=tl.float32)
     acc_e = tl.zeros((BLOCK_C, BLOCK_HW), dtype=tl.float32)
     acc_gate = tl.zeros((BLOCK_C, BLOCK_HW), dtype=tl.float32)
-    first = split * BLOCKS_PER_SPLIT * BLOCK_HW
-    last = tl.minimum(first + BLOCKS_PER_SPLIT * BLOCK_HW, HW)
+    first, last = split_range(split, BLOCKS_PER_SPLIT, HW, BLOCK_HW)
     for start in range(first, last, BLOCK_HW):
         hw = start + tl.arange(0, BLOCK_HW)
         mask = channel_ok[:, None] & (hw < last)[None, :]
@@ -289,8 +275,10 @@ def plan_simam(shape, dtype, channels_last, spec) -> List[Launch]:
         block_c, block_hw, warps = plane
         grid = (n * -(-c // block_c),)
         meta = {"INT64": int64, "BLOCK_C": block_c, "BLOCK_HW": block_hw}
+        # the backward holds x, g and five temporaries per value: 8 warps keep it near 128 registers
+        backward_warps = 8 if block_c * block_hw >= TILE_ELEMENTS else warps
         return [Launch("_simam_fwd_plane_kernel", grid, meta, warps, 2 * tensor),
-                Launch("_simam_bwd_plane_kernel", grid, meta, warps, 3 * tensor, phase="backward")]
+                Launch("_simam_bwd_plane_kernel", grid, meta, backward_warps, 3 * tensor, phase="backward")]
     block_c, block_hw = stream_tile(c, hw, channels_last)
     channel_blocks, hw_blocks = -(-c // block_c), -(-hw // block_hw)
     splits, per_split = reduction_splits(n, channel_blocks, hw_blocks, spec.sm_count)

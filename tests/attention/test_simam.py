@@ -90,3 +90,18 @@ def test_bad_input_raises():
         module(torch.randn(1, 4, 5, 5))
     with pytest.raises(ValueError, match=r"expects input of shape \(B, C, H, W\)"):
         module(torch.randn(8, 5, 5))
+
+
+def test_forward_gated_is_the_identity_at_zero_and_the_module_at_one():
+    """forward_gated(x, gate) = x + gate (module(x) - x), per channel; the gate gets a gradient."""
+    module = SimAM(8)
+    x = torch.randn(2, 8, 5, 6)
+    assert torch.equal(module.forward_gated(x, torch.zeros(8)), x)
+    assert_rel_close(module.forward_gated(x, torch.ones(8)), module(x))
+    gate = torch.linspace(-1.0, 2.0, 8).requires_grad_(True)
+    out = module.forward_gated(x, gate)
+    assert_rel_close(out, x + gate.view(1, 8, 1, 1) * (module(x) - x))
+    out.square().sum().backward()
+    assert gate.grad is not None and bool((gate.grad != 0).all())
+    with pytest.raises(ValueError, match=r"gamma \(the per-channel gate\) must be None or a tensor of shape"):
+        module.forward_gated(x, torch.zeros(7))

@@ -12,7 +12,7 @@ the tolerance itself is the bound four times its error, so the kernel must still
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 import torch
@@ -28,10 +28,22 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 SHAPES = [(2, 5, 7, 9), (1, 3, 1, 1), (1, 37, 3, 5), (2, 6, 10, 11)]
 
 
+# With a GPU the tests run the real Triton kernels on it (``python -m bench.device_check``); without
+# one, CPU tensors run the same kernels - the same tile sizes - in Triton's interpreter.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+AUTO_RUNS_TRITON = DEVICE == "cuda"  # backend "auto" picks Triton for CUDA tensors only
+
+
 @pytest.fixture(autouse=True)
-def poison_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every kernel output starts as NaN, so an element a kernel forgets to write fails the test."""
+def poison_outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every kernel output starts as NaN, so an element a kernel forgets to write fails the test; and
+    every tensor a test creates is on :data:`DEVICE`."""
     monkeypatch.setattr(_common, "POISON_OUTPUTS", True)
+    if DEVICE == "cpu":
+        yield
+    else:
+        with torch.device(DEVICE):
+            yield
 
 
 def make_feature_map(shape: Sequence[int], dtype: torch.dtype, layout: str, seed: int = 0) -> torch.Tensor:
@@ -41,14 +53,14 @@ def make_feature_map(shape: Sequence[int], dtype: torch.dtype, layout: str, seed
     """
     n, c, h, w = shape
     generator = torch.Generator().manual_seed(seed)
-    values = torch.randn(n, c, h, w, generator=generator, dtype=torch.float64) * 1.5 + 0.3
-    values = values.to(dtype)
+    values = torch.randn(n, c, h, w, generator=generator, dtype=torch.float64, device="cpu") * 1.5 + 0.3
+    values = values.to(device=DEVICE, dtype=dtype)
     if layout == "contiguous":
         return values.contiguous()
     if layout == "channels_last":
         return values.contiguous(memory_format=torch.channels_last)
     if layout == "strided":
-        buffer = torch.full((n, 2 * c, h + 1, w + 3), float("nan"), dtype=dtype)
+        buffer = torch.full((n, 2 * c, h + 1, w + 3), float("nan"), dtype=dtype, device=DEVICE)
         view = buffer[:, ::2, 1:, 2 : w + 2]  # padding around it is NaN: reading it fails the test
         view.copy_(values)
         return view
@@ -57,7 +69,8 @@ def make_feature_map(shape: Sequence[int], dtype: torch.dtype, layout: str, seed
 
 def random_like(t: torch.Tensor, seed: int, scale: float = 1.0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(t.shape, generator=generator, dtype=torch.float64) * scale + 0.1).to(t.dtype)
+    values = torch.randn(t.shape, generator=generator, dtype=torch.float64, device="cpu") * scale + 0.1
+    return values.to(device=t.device, dtype=t.dtype)
 
 
 def compare_with_float64(
@@ -149,3 +162,32 @@ def with_bad_values(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] > 2:
         x[-1, 1, 0, -1] = float("-inf")
     return x
+
+
+def assert_compiles_once(module: torch.nn.Module, shapes: Sequence[Tuple[int, ...]]) -> None:
+    """``torch.compile(module, dynamic=True)`` (aot_eager: forward and backward graphs, kernels run for
+    real) compiles one graph for all ``shapes`` (sizes >= 2: dynamo specialises 0 and 1 by design): no guard
+    pins a size, so no shape recompiles."""
+    import torch._dynamo
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(module, backend=counter, dynamic=True, fullgraph=True)
+    for index, shape in enumerate(shapes):
+        x = make_feature_map(shape, torch.float32, "contiguous", seed=index).requires_grad_(True)
+        expected = module(x)
+        out = compiled(x)
+        assert_rel_close(out, expected)
+        out.sum().backward()
+    assert counter.frame_count == 1, f"{counter.frame_count} compilations for {len(shapes)} shapes"
+
+
+def check_forward_gated(module: torch.nn.Module, channels: int) -> None:
+    """``module.forward_gated(x, gate) == x + gate (module(x) - x)``, with a gradient for the gate."""
+    x = make_feature_map((2, channels, 4, 3), torch.float32, "contiguous")
+    gate = random_like(torch.empty(channels), 2).requires_grad_(True)
+    out = module.forward_gated(x, gate)
+    assert_rel_close(out, x + gate.view(1, channels, 1, 1) * (module(x) - x))
+    out.sum().backward()
+    assert gate.grad is not None and gate.grad.abs().sum() > 0

@@ -10,7 +10,7 @@ from plugattn import kernels
 from plugattn.kernels import _common, launch_plan
 from plugattn.kernels.plan import DEVICES, DeviceSpec, resolve_device
 
-from .kernel_cases import make_feature_map, random_like
+from .kernel_cases import make_feature_map, poison_outputs, random_like  # noqa: F401
 
 # ResNet-50 stage maps (C, H, W) and the 112x112 stem output
 STAGE_MAPS = [(256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7), (64, 112, 112)]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from .kernel_cases import (  # noqa: F401
     DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
-    make_feature_map, poison_outputs, random_like, with_bad_values,
+    AUTO_RUNS_TRITON, assert_compiles_once, check_forward_gated, make_feature_map, poison_outputs, random_like, with_bad_values,
 )
 
 from plugattn import kernels
@@ -80,6 +80,7 @@ def test_fuzz_shapes(n, c, h, w, hidden, variant, layout):
     compare_with_float64(_triton(act, gate), _reference(act, gate), [x, *weights])
 
 
+@pytest.mark.skipif(AUTO_RUNS_TRITON, reason="checks the CPU dispatch: 'auto' runs PyTorch for CPU tensors")
 @pytest.mark.triton
 def test_dispatch_and_bad_arguments(monkeypatch):
     x = make_feature_map((1, 4, 3, 3), torch.float32, "contiguous")
@@ -145,6 +146,12 @@ def test_torch_compile_matches_eager():
 
 
 @pytest.mark.triton
+def test_dynamic_shapes_compile_once():
+    """One dynamic-shape graph serves every size (the launch plan's tile constants never pin one)."""
+    assert_compiles_once(_UsesSE(), [(2, 6, 4, 5), (3, 6, 7, 3), (4, 6, 9, 11)])
+
+
+@pytest.mark.triton
 def test_torch_export():
     x = make_feature_map((1, 6, 4, 5), torch.float32, "contiguous")
     module = _UsesSE()
@@ -153,6 +160,7 @@ def test_torch_export():
     assert_rel_close(exported.module()(x), module(x))
 
 
+@pytest.mark.skipif(AUTO_RUNS_TRITON, reason="checks the CPU dispatch: 'auto' runs PyTorch for CPU tensors")
 @pytest.mark.triton
 @pytest.mark.parametrize("options", [{}, {"act": "silu", "gate": "hardsigmoid", "bias": False}])
 def test_module_dispatches_to_the_kernel(monkeypatch, options):
@@ -219,17 +227,11 @@ def test_mixed_dtypes_give_the_same_error():
     weights = se_weights(4, 2, torch.float32, bias=True, conv_shaped=False)
     assert_same_error(_se_call, [x, *weights], ValueError, "w1 has dtype float32 but x has float16")
     assert_same_error(_se_call, [x.float(), *weights, torch.ones(4, dtype=torch.float16)], ValueError, "gamma has dtype")
-    assert_same_error(_se_call, [x.float(), *weights, torch.ones(5)], ValueError, r"gamma must be None or a tensor of shape \(C=4,\)")
+    assert_same_error(_se_call, [x.float(), *weights, torch.ones(5)], ValueError, r"gamma \(the per-channel gate\) must be None or a tensor of shape \(C=4,\)")
 
 
 def test_module_forward_gated():
     """SELayer.forward_gated(x, gate) == x + gate (SELayer(x) - x), gradients to the gate."""
     from plugattn.attention import SELayer
 
-    module = SELayer(12, reduction=4)
-    x = make_feature_map((2, 12, 4, 3), torch.float32, "contiguous")
-    gate = random_like(torch.empty(12), 2).requires_grad_(True)
-    out = module.forward_gated(x, gate)
-    assert_rel_close(out, x + gate.view(1, 12, 1, 1) * (module(x) - x))
-    out.sum().backward()
-    assert gate.grad is not None and gate.grad.abs().sum() > 0
+    check_forward_gated(SELayer(12, reduction=4), 12)

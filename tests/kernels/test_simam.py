@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from .kernel_cases import (  # noqa: F401
     DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
-    make_feature_map, poison_outputs, random_like, with_bad_values,
+    AUTO_RUNS_TRITON, assert_compiles_once, check_forward_gated, make_feature_map, poison_outputs, random_like, with_bad_values,
 )
 
 from plugattn import kernels
@@ -63,6 +63,7 @@ def test_fuzz_shapes(n, c, h, w, layout, e_lambda):
     )
 
 
+@pytest.mark.skipif(AUTO_RUNS_TRITON, reason="checks the CPU dispatch: 'auto' runs PyTorch for CPU tensors")
 @pytest.mark.triton
 def test_dispatch(monkeypatch):
     x = make_feature_map((1, 2, 3, 3), torch.float32, "contiguous")
@@ -118,6 +119,12 @@ def test_torch_compile_matches_eager():
 
 
 @pytest.mark.triton
+def test_dynamic_shapes_compile_once():
+    """One dynamic-shape graph serves every size (the launch plan's tile constants never pin one)."""
+    assert_compiles_once(_UsesSimAM(), [(2, 6, 4, 5), (3, 9, 7, 3), (4, 17, 9, 11)])
+
+
+@pytest.mark.triton
 def test_torch_export():
     x = make_feature_map((1, 3, 4, 5), torch.float32, "contiguous")
     exported = torch.export.export(_UsesSimAM(), (x,))
@@ -135,6 +142,7 @@ def test_benchmark_script_runs_on_cpu():
     assert format_table(rows).count("\n") == len(rows) + 1
 
 
+@pytest.mark.skipif(AUTO_RUNS_TRITON, reason="checks the CPU dispatch: 'auto' runs PyTorch for CPU tensors")
 @pytest.mark.triton
 def test_module_dispatches_to_the_kernel(monkeypatch):
     """SimAM (the module) runs the Triton op under backend 'triton' and the reference under 'auto' on CPU."""
@@ -213,10 +221,4 @@ def test_module_forward_gated():
     """SimAM.forward_gated(x, gate) == x + gate (SimAM(x) - x), gradients to the gate."""
     from plugattn.attention import SimAM
 
-    module = SimAM(12)
-    x = make_feature_map((2, 12, 4, 3), torch.float32, "contiguous")
-    gate = random_like(torch.empty(12), 2).requires_grad_(True)
-    out = module.forward_gated(x, gate)
-    assert_rel_close(out, x + gate.view(1, 12, 1, 1) * (module(x) - x))
-    out.sum().backward()
-    assert gate.grad is not None and gate.grad.abs().sum() > 0
+    check_forward_gated(SimAM(12), 12)
