@@ -49,12 +49,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._validate import check_int
-from ..kernels.window_attention import window_attention
+from ..kernels.window_attention_kernel import window_attention
 from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import check_rate
-
-torch.fx.wrap("window_attention")
 
 __all__ = ["PatchEmbed", "WindowMSA", "SwinMlp", "SwinTransformerBlock", "PatchMerging", "SwinStage",
            "SwinTransformer", "swin_tiny"]
@@ -104,12 +102,10 @@ class WindowMSA(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))  # (B, H, W, 3, heads, d)
-        attended = window_attention(
-            qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :], self.relative_position_bias_table,
-            self.window_size, self.shift_size, self.scale,
-        )  # (B, H, W, heads, d)
-        return self.proj(attended.flatten(-2))  # (B, H, W, dim)
+        qkv = self.qkv(x)  # (B, H, W, 3·dim), channels (3, heads, d) as timm's
+        attended = window_attention(qkv, self.relative_position_bias_table, self.window_size, self.shift_size,
+                                    self.scale)  # (B, H, W, dim); one FX node
+        return self.proj(attended)  # (B, H, W, dim)
 
 
 class SwinMlp(nn.Module):

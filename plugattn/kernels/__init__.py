@@ -30,7 +30,7 @@ from .eca_kernel import eca, eca_reference
 from .plan import DEVICES, DeviceSpec, Launch, launch_plan
 from .se_kernel import se, se_reference
 from .simam_kernel import simam, simam_reference
-from .window_attention import window_attention, window_attention_reference
+from .window_attention_kernel import window_attention, window_attention_reference
 
 __all__ = [
     "BACKENDS",

@@ -40,12 +40,9 @@ import torch
 
 H100_ARCH = 90
 H100_MAX_SHARED_BYTES = 232448  # 227 KiB of dynamic shared memory per block on sm_90
-# Window attention's query blocks were chosen so that no configuration spills much (tens of KiB spilled
-# with whole-window tiles in fp32: 155 KiB in the window-11 backward); a regression above this fails.
-WINDOW_MAX_SPILL_BYTES = 32 * 1024
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 LAYOUTS = ("contiguous", "channels_last", "strided")
-GROUPS = ("simam_eca_se", "window_attention_forward", "window_attention_backward")
+GROUPS = ("simam_eca_se",)  # window attention: tests/kernels/test_gpu_compile_window.py
 RESULT_PREFIX = "AOT-RESULT "
 
 
@@ -67,13 +64,6 @@ def _feature_map(shape: Tuple[int, int, int, int], dtype: torch.dtype, layout: s
 PRODUCTION_MAPS = [(256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7), (64, 112, 112)]
 CHANNEL_OP_SHAPES = [(batch, *m) for m in PRODUCTION_MAPS for batch in (1, 64)] + [
     (2, 2048, 1, 1), (2, 3, 5, 5), (2, 1, 7, 7), (1, 32, 64, 64)]
-# (window, shift, heads, head_dim, H = W): windows 1..12 cover every N_PAD (16, 32, 64, 128, 256; 256
-# with query blocks), head dims 16..64 every D_PAD (16, 32, 64); 56x56 maps and many heads reach
-# WINDOWS_PER_PROGRAM > 1. Windows above the module's MAX_TRITON_WINDOW would be skipped:
-# window_attention() never launches them.
-WINDOW_CASES = [(1, 0, 2, 16, 3), (2, 1, 3, 24, 6), (4, 2, 4, 32, 8), (5, 2, 2, 48, 10), (7, 0, 3, 32, 56),
-                (7, 3, 6, 32, 14), (8, 4, 4, 64, 16), (10, 5, 2, 16, 20), (11, 5, 2, 64, 11),
-                (12, 0, 2, 64, 24), (12, 6, 4, 32, 12), (12, 6, 2, 16, 12)]
 FULL = os.environ.get("PLUGATTN_AOT_FULL", "0") not in ("", "0")
 
 
@@ -129,37 +119,8 @@ def _record_simam_eca_se(recorder: _LaunchRecorder) -> None:
                 se._se_backward(grad, x, w1, b1, w2, b2, None, "relu", "sigmoid")
 
 
-def _window_inputs(case: tuple, dtype: torch.dtype) -> Tuple[torch.Tensor, ...]:
-    """q, k, v as views of one qkv tensor (as a Swin block has them) and the bias table."""
-    window, _, heads, head_dim, side = case
-    qkv = torch.empty(2, side, side, 3, heads, head_dim, dtype=dtype)
-    table = torch.empty((2 * window - 1) ** 2, heads, dtype=dtype)
-    return qkv[:, :, :, 0], qkv[:, :, :, 1], qkv[:, :, :, 2], table
-
-
-def _record_window_attention(recorder: _LaunchRecorder, backward: bool) -> None:
-    wa = importlib.import_module("plugattn.kernels.window_attention")
-    for name in ("_window_attention_fwd_kernel", "_window_attention_bwd_kernel", "_bias_table_grad_kernel"):
-        setattr(wa, name, recorder.kernel(getattr(wa, name)))
-    for i, case in enumerate(WINDOW_CASES):
-        window, shift = case[0], case[1]
-        if window > wa.MAX_TRITON_WINDOW or case[3] > wa.MAX_TRITON_HEAD_DIM:
-            continue
-        for dtype in _rotated(DTYPES, i):
-            q, k, v, table = _window_inputs(case, dtype)
-            if backward:
-                wa._launch_backward(torch.empty_like(q), q, k, v, table, window, shift, 0.125)
-            else:
-                wa._launch_forward(q, k, v, table, window, shift, 0.125)
-    if not backward:  # a fp32 bias table with fp16 activations (e.g. under autocast)
-        q, k, v, table = _window_inputs(WINDOW_CASES[5], torch.float16)
-        wa._launch_forward(q, k, v, table.float(), WINDOW_CASES[5][0], WINDOW_CASES[5][1], 0.125)
-
-
 RECORDERS: Dict[str, Callable[[_LaunchRecorder], None]] = {
     "simam_eca_se": _record_simam_eca_se,
-    "window_attention_forward": lambda r: _record_window_attention(r, backward=False),
-    "window_attention_backward": lambda r: _record_window_attention(r, backward=True),
 }
 
 
@@ -249,8 +210,10 @@ def _readable(kernel: Any, meta: dict, args: tuple) -> dict:
     return {"kernel": kernel.__name__, "dtypes": dtypes, **{k: v for k, v in meta.items()}}
 
 
-def run_group(group: str) -> int:
-    """Record the group's launches, compile each distinct configuration for sm_90, print JSON lines."""
+def run_group(group: str, recorders: Optional[Dict[str, Callable[[_LaunchRecorder], None]]] = None,
+              every_dtype: bool = False) -> int:
+    """Record the group's launches, compile each distinct configuration for sm_90, print JSON lines
+    (``every_dtype``: each configuration in each dtype it was launched with, as with FULL)."""
     def emit(record: dict) -> None:
         print(RESULT_PREFIX + json.dumps(record), flush=True)
 
@@ -273,13 +236,15 @@ def run_group(group: str) -> int:
         emit({"unavailable": f"triton {triton.__version__} cannot compile a trivial kernel: {probe['error'][:800]}"})
         return 0
     recorder = _LaunchRecorder()
-    RECORDERS[group](recorder)
+    (recorders or RECORDERS)[group](recorder)
     seen = set()
     for kernel, args, meta in recorder.launches:
         options = {k: meta[k] for k in OPTION_NAMES if k in meta}
         signature, constexprs, attrs, how = _specialise(kernel, args, meta, backend)
         config = _readable(kernel, meta, args)
-        if FULL:  # every launcher configuration in every dtype and every argument specialisation
+        if every_dtype and not FULL:
+            keys = [repr(sorted(config.items(), key=repr))]
+        elif FULL:  # every launcher configuration in every dtype and every argument specialisation
             keys = [repr((config, sorted(signature.items()), sorted(constexprs.items(), key=repr),
                           sorted(attrs.items(), key=repr)))]
         else:  # every configuration once (dtypes rotate over the shapes) and every dtype with every
@@ -296,25 +261,25 @@ def run_group(group: str) -> int:
 
 
 # ----------------------------------------------------------------------------- the test
-def _run_subprocess(group: str, cache_dir: str) -> Tuple[List[dict], str]:
+def _run_subprocess(group: str, cache_dir: str, script: str = __file__) -> Tuple[List[dict], str]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.update(TRITON_CACHE_DIR=cache_dir, TRITON_DUMP_PTXAS_LOG="1", OMP_NUM_THREADS="1",
                TRITON_HOME=cache_dir, PYTHONDONTWRITEBYTECODE="1")
     # no timeout: how long the compilation takes depends on the machine and its load, not on the code
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), group], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, os.path.abspath(script), group], env=env, capture_output=True, text=True)
     records = [json.loads(line[len(RESULT_PREFIX):]) for line in done.stdout.splitlines()
                if line.startswith(RESULT_PREFIX)]
     return records, f"exit {done.returncode}\n{done.stderr[-4000:]}"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("group", GROUPS)
-def test_kernels_compile_for_sm90(group: str) -> None:
+def compiled_records(group: str, script: str = __file__) -> List[dict]:
+    """Compile ``group`` in a subprocess running ``script``; skip where the toolchain is missing, fail on
+    any configuration that does not compile or does not fit the H100's shared memory per block."""
     if importlib.util.find_spec("triton") is None:
         pytest.skip("triton is not installed")
     cache_dir = tempfile.mkdtemp(prefix="plugattn-aot-")
     try:
-        records, log = _run_subprocess(group, cache_dir)
+        records, log = _run_subprocess(group, cache_dir, script)
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
     unavailable = [r["unavailable"] for r in records if "unavailable" in r]
@@ -327,10 +292,16 @@ def test_kernels_compile_for_sm90(group: str) -> None:
     for r in compiled:
         assert r["cubin_bytes"] > 0 and r["has_ptx"], r["config"]
         assert r["shared_bytes"] <= H100_MAX_SHARED_BYTES, f"{r['config']} needs {r['shared_bytes']} B of shared memory"
+    return compiled
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", GROUPS)
+def test_kernels_compile_for_sm90(group: str) -> None:
+    compiled = compiled_records(group)
+    for r in compiled:
         if group == "simam_eca_se":  # streaming kernels: no spill at all
             assert not r["spill_bytes"], f"{r['config']} spills {r['spill_bytes']} B ({r['registers']} registers)"
-        if group.startswith("window_attention") and r["spill_bytes"] is not None:
-            assert r["spill_bytes"] <= WINDOW_MAX_SPILL_BYTES, f"{r['config']} spills {r['spill_bytes']} B of registers"
     kernels = {r["config"]["kernel"] for r in compiled}
     expected = EXPECTED_KERNELS[group]
     assert kernels == expected, f"compiled {sorted(kernels)}, expected {sorted(expected)}"
@@ -340,8 +311,6 @@ EXPECTED_KERNELS = {
     "simam_eca_se": {"_simam_fwd_plane_kernel", "_simam_bwd_plane_kernel", "_simam_stats_kernel",
                      "_simam_fwd_apply_kernel", "_simam_bwd_sums_kernel", "_simam_bwd_apply_kernel",
                      "channel_sums_kernel", "channel_scale_kernel"},
-    "window_attention_forward": {"_window_attention_fwd_kernel"},
-    "window_attention_backward": {"_window_attention_bwd_kernel", "_bias_table_grad_kernel"},
 }
 
 
