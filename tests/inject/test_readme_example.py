@@ -26,7 +26,7 @@ def test_readme_first_example_runs_as_written_and_prints_what_is_shown(capsys):
     exec(compile(code, str(README), "exec"), namespace)
     assert capsys.readouterr().out == shown
     report = namespace["model"].injection_report
-    assert len(report.sites) == 16 and report.params_added == 86 and report.mode == "fx"
+    assert len(report.sites) == 16 and report.params_added == 86
     assert report.sites[0].shape == (1, 256, 56, 56)  # the default input is 1x3x224x224
     assert type(namespace["original"]).__name__ == "ResNet"
 
