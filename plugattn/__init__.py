@@ -14,34 +14,13 @@ from __future__ import annotations
 import importlib
 from typing import Any, Dict, List
 
+from ._names import ATTENTION_NAMES
+
 __version__ = "0.1.0"
 
 # public name -> the submodule that defines it
-_ATTENTION_NAMES = [
-    "ATTENTION",
-    "create_attention",
-    "list_attention",
-    "register_attention",
-    "SELayer",
-    "CBAM",
-    "BAM",
-    "DoubleAttention",
-    "SRM",
-    "GCModule",
-    "SKLayer",
-    "LCT",
-    "GCT",
-    "ECALayer",
-    "TripletAttention",
-    "GaussianContextTransformer",
-    "CoordAtt",
-    "SimAM",
-    "WindowAttention2d",
-    "CoordinateAttention",
-    "simam_module",
-]
 _LOCATIONS: Dict[str, str] = {
-    **{name: "plugattn.attention" for name in _ATTENTION_NAMES},
+    **{name: "plugattn.attention" for name in ATTENTION_NAMES},
     "create_backbone": "plugattn.backbones",
     "list_backbones": "plugattn.backbones",
     "load_external_weights": "plugattn.backbones",

@@ -1,4 +1,5 @@
 """The attention zoo: one file per module, each registered by name in :mod:`.registry`."""
+from .._names import ATTENTION_NAMES
 from .registry import ATTENTION, create_attention, list_attention, register_attention
 from .se import SELayer
 from .cbam import CBAM
@@ -16,27 +17,4 @@ from .coord import CoordAtt, CoordinateAttention
 from .simam import SimAM, simam_module
 from .window import WindowAttention2d
 
-__all__ = [
-    "ATTENTION",
-    "create_attention",
-    "list_attention",
-    "register_attention",
-    "SELayer",
-    "CBAM",
-    "BAM",
-    "DoubleAttention",
-    "SRM",
-    "GCModule",
-    "SKLayer",
-    "LCT",
-    "GCT",
-    "ECALayer",
-    "TripletAttention",
-    "GaussianContextTransformer",
-    "CoordAtt",
-    "SimAM",
-    "WindowAttention2d",
-    # the classic pytorch-attention names that differ from ours (README: "Switching from pytorch-attention")
-    "CoordinateAttention",
-    "simam_module",
-]
+__all__ = list(ATTENTION_NAMES)  # plugattn/_names.py, shared with plugattn/__init__.py

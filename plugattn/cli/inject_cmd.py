@@ -8,6 +8,7 @@ module) and times inference forward passes of both models.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -164,14 +165,56 @@ def path_line(report: InjectionReport) -> str:
             f"see 'attached' per site){skipped}")
 
 
-def forward_backward(injected: Injected) -> Tuple[torch.Size, int, int, List[Tuple[str, str, int]]]:
+NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
+
+
+@dataclass
+class GradientCheck:
+    """What the training-mode pass says about the attention parameters' gradients."""
+
+    with_grad: int  # parameter tensors with a finite, nonzero gradient
+    total: int  # attention parameter tensors
+    zero_sites: List[str]  # sites whose attention got no nonzero gradient at all
+    zero_input_sites: List[str]  # those of them whose attention received an all-zero input
+    zero_norms: List[str]  # norm layers with an all-zero weight in those sites' modules
+    sites: int  # sites whose attention has parameters
+
+    def explanation(self) -> Optional[str]:
+        """Why gradients are zero, when the run shows the cause; ``None`` when all are nonzero.
+
+        Example:
+            >>> GradientCheck(0, 2, ["a", "b"], ["a", "b"], ["a.bn3", "b.bn3"], 2).explanation()[:60]
+            'zero at 2 of 2 sites because their input is exactly 0: the m'
+        """
+        if not self.zero_sites:
+            return None
+        count = f"{len(self.zero_sites)} of {self.sites} sites"
+        if self.zero_input_sites == self.zero_sites and self.zero_norms:
+            shown = ", ".join(self.zero_norms[:2]) + (", ..." if len(self.zero_norms) > 2 else "")
+            return (f"zero at {count} because their input is exactly 0: the model zero-initialises the last "
+                    f"norm of each residual branch ({shown}: weight = 0), so at initialisation the branch "
+                    "outputs 0 and an attention module on it gets no gradient. That is how the model is built "
+                    "(as timm's zero_init_last does), not a fault: the gradients flow once training moves that weight")
+        if self.zero_input_sites == self.zero_sites:
+            return f"zero at {count} because their input is exactly 0"
+        return None
+
+
+def forward_backward(injected: Injected) -> Tuple[torch.Size, GradientCheck, List[Tuple[str, str, int]]]:
     """A training-mode forward and backward pass on the example input.
 
-    Returns the output shape, how many attention parameters received a finite, nonzero gradient
-    (of how many), and the (class, backend, count) summary of the attention modules.
+    Returns the output shape, the :class:`GradientCheck` of the attention parameters, and the
+    (class, backend, count) summary of the attention modules.
     """
     model, report = injected.model, injected.report
     attention_modules: Dict[str, nn.Module] = {s.attention: model.get_submodule(s.attention) for s in report.sites}
+    zero_input: Dict[str, bool] = {}
+    hooks = [
+        module.register_forward_pre_hook(
+            lambda m, args, name=name: zero_input.__setitem__(
+                name, isinstance(args[0], torch.Tensor) and not bool(args[0].detach().any())))
+        for name, module in attention_modules.items()
+    ]
     model.train()
     model.zero_grad(set_to_none=True)
     try:
@@ -183,12 +226,37 @@ def forward_backward(injected: Injected) -> Tuple[torch.Size, int, int, List[Tup
         shape = "×".join(map(str, injected.example.shape))
         raise ValueError(f"training-mode forward + backward on a {shape} input failed ({_first_line(error)}); "
                          "try a larger --input-size or --batch-size 2") from None
-    attention_params = [p for m in attention_modules.values() for p in m.parameters()]
-    with_grad = sum(1 for p in attention_params if p.grad is not None and bool(torch.isfinite(p.grad).all()) and bool(p.grad.any()))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    check = _gradient_check(injected, attention_modules, zero_input)
     model.zero_grad(set_to_none=True)
     model.eval()
     classes = {s.attention: s.attention_class for s in report.sites}
-    return logits.shape, with_grad, len(attention_params), summarize(classes, backends)
+    return logits.shape, check, summarize(classes, backends)
+
+
+def _has_gradient(p: nn.Parameter) -> bool:
+    return p.grad is not None and bool(torch.isfinite(p.grad).all()) and bool(p.grad.any())
+
+
+def _gradient_check(injected: Injected, attention_modules: Dict[str, nn.Module], zero_input: Dict[str, bool]) -> GradientCheck:
+    with_grad = total = 0
+    zero_sites, zero_input_sites, zero_norms = [], [], []
+    for site in injected.report.sites:
+        params = list(attention_modules[site.attention].parameters())
+        flags = [_has_gradient(p) for p in params]
+        with_grad, total = with_grad + sum(flags), total + len(flags)
+        if params and not any(flags):
+            zero_sites.append(site.site)
+            if zero_input.get(site.attention):
+                zero_input_sites.append(site.site)
+                host = injected.model.get_submodule(site.site)
+                zero_norms += [f"{site.site}.{name}" for name, m in host.named_modules()
+                               if isinstance(m, NORMS) and getattr(m, "weight", None) is not None
+                               and not bool(m.weight.detach().any())]
+    sites = sum(1 for s in injected.report.sites if list(attention_modules[s.attention].parameters()))
+    return GradientCheck(with_grad, total, zero_sites, zero_input_sites, zero_norms, sites)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -256,11 +324,14 @@ def run(args: argparse.Namespace) -> int:
     print(totals_table(params, macs))
     print(f"({MAC_COUNTING_NOTE})")
 
-    out_shape, with_grad, n_attention_params, backends = forward_backward(injected)
+    out_shape, gradients, backends = forward_backward(injected)
     print(f"\nforward + backward (train mode, {injected.example.device}):")
     print(f"  output shape: {tuple(out_shape)}")
-    if n_attention_params:
-        print(f"  attention parameter tensors with a finite nonzero gradient: {with_grad}/{n_attention_params}")
+    if gradients.total:
+        print(f"  attention parameter tensors with a finite nonzero gradient: {gradients.with_grad}/{gradients.total}")
+        explanation = gradients.explanation()
+        if explanation:
+            print(textwrap.fill(f"({explanation})", width=100, initial_indent="  ", subsequent_indent="   "))
     else:
         print("  attention parameters: none (parameter-free module)")
     for class_name, backend, count in backends:
