@@ -9,12 +9,26 @@ import torch.nn as nn
 
 from .._validate import check_choice
 
+class QuickGELU(nn.Module):
+    """``x * sigmoid(1.702 x)``: the sigmoid approximation of GELU (Hendrycks & Gimpel 2016, Sec. 2)
+    that CLIP and the official CvT code use in place of ``nn.GELU``.
+
+    Example:
+        >>> round(QuickGELU()(torch.tensor([1.0])).item(), 4)
+        0.8458
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
     "silu": nn.SiLU,
     "swish": nn.SiLU,
     "gelu": nn.GELU,
+    "quick_gelu": QuickGELU,
     "hardswish": nn.Hardswish,
     "hardsigmoid": nn.Hardsigmoid,
     "sigmoid": nn.Sigmoid,
