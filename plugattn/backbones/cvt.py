@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import DropPath, init_trunc_normal_
+from .layers import DropPath, ImageBackbone, init_trunc_normal_
 from .registry import register_backbone
 from .vit import Mlp, check_heads, check_rate
 
@@ -180,7 +180,7 @@ class CvTStage(nn.Module):
         return x, tokens[:, :1]
 
 
-class CvT(nn.Module):
+class CvT(ImageBackbone):
     """CvT: three convolutional-embedding stages, class token in the last, LayerNorm + linear head on it.
 
     Example:
@@ -205,6 +205,7 @@ class CvT(nn.Module):
         act: str = "quick_gelu",
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_rate("drop_path_rate", drop_path_rate)

@@ -45,14 +45,13 @@ import torch.fx
 import torch.nn as nn
 from einops import rearrange
 
-from .layers import DropPath, check_input_size, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
 from .mlp_mixer import PatchTokenModel
 from .registry import register_backbone
 from .vit import Mlp, PatchEmbed
 
 # recorded as single calls by torch.fx: einops cannot see proxies, and the size check must run at run time
 torch.fx.wrap("rearrange")
-torch.fx.wrap("check_input_size")
 
 __all__ = ["GlobalFilter", "GFNetBlock", "GFNet", "gfnet_ti", "gfnet_xs"]
 
@@ -142,7 +141,6 @@ class GFNet(PatchTokenModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, img_size, img_size) -> normalised patch tokens (B, h*w, D)."""
-        x = check_input_size(x, self.input_hw, type(self).__name__)
         x = rearrange(self.patch_embed(x), "b c h w -> b (h w) c") + self.pos_embed  # (B, N, D)
         return self.norm(self.blocks(x))
 

@@ -58,7 +58,7 @@ from einops import rearrange
 from .._validate import check_int
 from ..attention.se import SELayer
 from ._mobile_common import check_probability
-from .layers import ConvNormAct, DropPath
+from .layers import ConvNormAct, DropPath, ImageBackbone
 from .registry import register_backbone
 
 __all__ = [
@@ -232,7 +232,7 @@ class MOATBlock(nn.Module):
         return x + self.drop_path(attended)
 
 
-class MOAT(nn.Module):
+class MOAT(ImageBackbone):
     """MOAT (Yang et al., ICLR 2023): stem, two MBConv stages, two MOAT stages, pooled LN + linear head.
 
     Example:
@@ -248,6 +248,7 @@ class MOAT(nn.Module):
                  window_sizes: Sequence[Window] = (None, None), num_classes: int = 1000, in_chans: int = 3,
                  drop_path_rate: float = 0.0) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_int("stem_width", stem_width)

@@ -51,7 +51,7 @@ from einops import rearrange
 from .._validate import check_int
 from ._mobile_common import check_probability
 from .convnext import LayerNorm2d
-from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .weights import remap_keys
 from .vit import check_heads
@@ -214,7 +214,7 @@ class P2TStage(nn.Module):
         return tokens.transpose(1, 2).reshape(x.shape)
 
 
-class PyramidPoolingTransformer(nn.Module):
+class PyramidPoolingTransformer(ImageBackbone):
     """P2T (Wu et al., TPAMI 2022).
 
     Example:
@@ -231,6 +231,7 @@ class PyramidPoolingTransformer(nn.Module):
                  pool_ratios: Sequence[Sequence[int]] = P2T_POOL_RATIOS, num_classes: int = 1000, in_chans: int = 3,
                  drop_path_rate: float = 0.1, overlapping_embed: bool = True) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_probability("drop_path_rate", drop_path_rate)

@@ -46,11 +46,10 @@ import torch.fx
 import torch.nn as nn
 
 from .._validate import check_int
-from .layers import DropPath, check_input_size, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import Mlp, check_rate
 
-torch.fx.wrap("check_input_size")  # the size check runs at run time in traced models
 
 __all__ = ["DWConvBlock", "SparseMLP", "SMLPBlock", "SMLPNet", "smlpnet_tiny"]
 
@@ -142,7 +141,7 @@ class SMLPStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
-class SMLPNet(nn.Module):
+class SMLPNet(ImageBackbone):
     """sMLPNet: four stages (patch partition then patch merging), final BatchNorm, mean over positions,
     linear head. Defined for ``img_size`` x ``img_size`` inputs only.
 
@@ -168,6 +167,7 @@ class SMLPNet(nn.Module):
         drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         for name, value in (("in_chans", in_chans), ("img_size", img_size), ("patch_size", patch_size),
                             ("dim", dim)):
@@ -187,7 +187,7 @@ class SMLPNet(nn.Module):
             )
         self.num_classes = num_classes
         self.default_input_size = img_size
-        self.input_hw = (img_size, img_size)
+        self.input_hw = (img_size, img_size)  # the only size taken: ImageBackbone's input check enforces it
         widths = [dim * 2 ** i for i in range(len(layers))]
         self.num_features = widths[-1]
 
@@ -205,7 +205,6 @@ class SMLPNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, img_size, img_size) -> the batch-normalised final map (B, 8C, img_size/32, img_size/32)."""
-        x = check_input_size(x, self.input_hw, type(self).__name__)
         return self.norm(self.stages(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
