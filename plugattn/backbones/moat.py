@@ -315,10 +315,12 @@ class MOAT(ImageBackbone):
     params=27_800_000,
 )
 def moat_0(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> MOAT:
-    """MOAT-0: stem 64, widths (96, 192, 384, 768), blocks (2, 3, 7, 2) (paper Table 1: 27.8M parameters).
+    """MOAT-0: stem 64, widths (96, 192, 384, 768), blocks (2, 3, 7, 2) (paper Table 1: 27.8M parameters);
+    stochastic depth 0.2, the official ``moat0`` configuration (``survival_prob=0.8``).
 
     Example:
         >>> moat_0(num_classes=0)(torch.randn(1, 3, 64, 64)).shape
         torch.Size([1, 768])
     """
+    kwargs.setdefault("drop_path_rate", 0.2)  # official moat0: survival_prob=0.8
     return MOAT(num_classes=num_classes, in_chans=in_chans, **kwargs)

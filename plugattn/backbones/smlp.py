@@ -12,7 +12,8 @@ layout as the official code (github.com/microsoft/SPACH, ``models/smlp.py``, ``s
   by all rows and channels, ``X_H`` = a Linear along the height shared by all columns and channels, and
   ``out = Fuse(concat(X, X_W, X_H))`` with ``Fuse`` a 1x1 convolution 3C -> C (no bias). Channel mixing
   = LayerNorm -> Linear C -> alpha*C -> GELU -> Linear alpha*C -> C, with alpha = 3;
-* sMLPNet-T: layers (2, 8, 14, 2), C = 80, alpha = 3, stochastic depth 0 (the official factory);
+* sMLPNet-T: layers (2, 8, 14, 2), C = 80, alpha = 3, stochastic depth 0 (the official ``smlpnet_tiny``
+  hard-codes ``dp_rate=0.0``; ``main.py``'s ``--drop-path`` reaches it only as an unused keyword);
   a final BatchNorm, mean over positions, linear head.
 
 Fixed input size: the axial Linears of a stage are N x N for an N x N grid (56, 28, 14, 7 at 224), so the

@@ -284,7 +284,8 @@ _register = partial(register_backbone, family="mlp", paper=_PAPER, venue="TPAMI"
 @_register("vip_s7", aliases=("vip_small_7",), params=25_114_984)
 def vip_s7(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VisionPermutator:
     """ViP-Small/7: layers (4, 3, 8, 3), widths (192, 384, 384, 384), segments (32, 16, 16, 16), MLP ratio 3,
-    a 2x downsampling after stage 1; 224 x 224 inputs (paper: 25M parameters; measured 25,114,984).
+    a 2x downsampling after stage 1; 224 x 224 inputs (paper: 25M parameters; measured 25,114,984);
+    stochastic depth 0.1, as the official README trains ``vip_s7`` (``--drop-path 0.1``).
 
     Example:
         >>> vip_s7().network[0][0].attn.segment_dim
@@ -294,4 +295,5 @@ def vip_s7(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VisionP
     kwargs.setdefault("embed_dims", (192, 384, 384, 384))
     kwargs.setdefault("transitions", (True, False, False, False))
     kwargs.setdefault("mlp_ratios", (3, 3, 3, 3))
+    kwargs.setdefault("drop_path_rate", 0.1)  # the official README's ViP-S/7 training command: --drop-path 0.1
     return VisionPermutator(num_classes=num_classes, in_chans=in_chans, patch_size=7, **kwargs)
