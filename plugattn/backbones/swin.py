@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 from .._validate import check_int
 from ..kernels.window_attention_kernel import window_attention
-from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import check_rate
 
@@ -185,7 +185,7 @@ class SwinStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
-class SwinTransformer(nn.Module):
+class SwinTransformer(ImageBackbone):
     """Swin Transformer (Liu et al., ICCV 2021); defaults are Swin-T. See the module docstring.
 
     Example:
@@ -200,6 +200,7 @@ class SwinTransformer(nn.Module):
                  embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2), num_heads: Sequence[int] = (3, 6, 12, 24),
                  window_size: int = 7, mlp_ratio: float = 4.0, drop_path_rate: float = 0.2) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_int("img_size", img_size)
