@@ -110,6 +110,7 @@ class BAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channel, "BAM")
-        check_batch_statistics("BAM", x, [(self.channel_gate.bn, (0,)), (self.channel_gate.bn_out, (0,))])
+        if not torch.jit.is_scripting():  # TorchScript cannot compile the message-building check
+            check_batch_statistics("BAM", x, [(self.channel_gate.bn, (0,)), (self.channel_gate.bn_out, (0,))])
         attention = torch.sigmoid(self.channel_gate(x) + self.spatial_gate(x))  # (B, C, H, W)
         return x * (1 + attention)

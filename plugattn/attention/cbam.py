@@ -104,6 +104,7 @@ class CBAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channel, "CBAM")
-        check_batch_statistics("CBAM", x, [(self.spatial_gate.bn, (0, 2, 3))])  # (B, 1, H, W)
+        if not torch.jit.is_scripting():  # TorchScript cannot compile the message-building check
+            check_batch_statistics("CBAM", x, [(self.spatial_gate.bn, (0, 2, 3))])  # (B, 1, H, W)
         refined = x * self.channel_gate(x)  # (B, C, H, W) * (B, C, 1, 1)
         return refined * self.spatial_gate(refined)  # (B, C, H, W) * (B, 1, H, W)

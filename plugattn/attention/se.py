@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from .. import kernels
-from ..kernels.se import se_reference
+from ..kernels.se_kernel import se_reference
 from .._validate import check_choice, check_feature_map, check_int
 from .registry import register_attention
 

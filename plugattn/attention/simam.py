@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from .. import kernels
-from ..kernels.simam import simam_reference
+from ..kernels.simam_kernel import simam_reference
 from .._validate import check_feature_map, check_int, check_positive_float
 from .registry import register_attention
 

@@ -119,7 +119,8 @@ class SKLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.inplanes, "SKLayer")
-        check_batch_statistics("SKLayer", x, [(self.squeeze[1], (0,))])  # z: (B, d, 1, 1)
+        if not torch.jit.is_scripting():  # TorchScript cannot compile the message-building check
+            check_batch_statistics("SKLayer", x, [(self.squeeze[1], (0,))])  # z: (B, d, 1, 1)
         features = torch.stack([branch(x) for branch in self.branches], dim=1)  # (B, M, P, H', W')
         fused = features.sum(dim=1)  # Eq. 1, (B, P, H', W')
         descriptor = self.squeeze(fused.mean(dim=(2, 3), keepdim=True))  # Eqs. 2-3, (B, d, 1, 1)

@@ -56,7 +56,8 @@ class SRM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channel, "SRM")
-        check_batch_statistics("SRM", x, [(self.bn, (0,))])  # z: (B, C, 1, 1)
+        if not torch.jit.is_scripting():  # TorchScript cannot compile the message-building check
+            check_batch_statistics("SRM", x, [(self.bn, (0,))])  # z: (B, C, 1, 1)
         flat = x.flatten(2)  # (B, C, H, W) -> (B, C, HW)
         mean = flat.mean(dim=2, keepdim=True)  # style pooling: (B, C, 1)
         variance = (flat - mean).square().mean(dim=2, keepdim=True)  # (B, C, 1), biased

@@ -91,10 +91,11 @@ class TripletAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channels, "TripletAttention")
-        norms = [(self.cw.bn, (0, 1, 3)), (self.hc.bn, (0, 2, 1))]  # gates over (C, W) and (H, C)
-        if not self.no_spatial:
-            norms.append((self.hw.bn, (0, 2, 3)))  # gate over (H, W)
-        check_batch_statistics("TripletAttention", x, norms)
+        if not torch.jit.is_scripting():  # TorchScript cannot compile the message-building check
+            norms = [(self.cw.bn, (0, 1, 3)), (self.hc.bn, (0, 2, 1))]  # gates over (C, W) and (H, C)
+            if not self.no_spatial:
+                norms.append((self.hw.bn, (0, 2, 3)))  # gate over (H, W)
+            check_batch_statistics("TripletAttention", x, norms)
         # C–W branch: H takes the pooled position, so the gate spans (C, W).
         # (einops cannot take torch.fx proxies, hence permute; the shapes are in the comments.)
         rotated_h = x.permute(0, 2, 1, 3)  # (B, C, H, W) -> (B, H, C, W)
