@@ -10,10 +10,24 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["plugattn", "plugattn.*"]),
     python_requires=">=3.9",
-    install_requires=["torch>=2.4", "einops"],
+    # what `pip install -e .` needs for the quick start and the README's first example; numpy because torch
+    # warns without it on every command and Triton's interpreter cannot import without it
+    install_requires=["torch>=2.4", "einops", "numpy"],
     extras_require={
         "triton": ['triton>=3.0; platform_system=="Linux"'],
-        "test": ["pytest", "pytest-benchmark", "hypothesis", "pytest-xdist"],
+        # everything the test suite imports or runs (tests/test_setup.py checks the imports against this)
+        "test": [
+            "pytest",
+            "pytest-xdist",
+            "pytest-benchmark",
+            "hypothesis",
+            "torchvision",
+            "timm",
+            "matplotlib",
+            "onnx",
+            "onnxruntime",
+            "onnxscript",
+        ],
         "bench": ["pytest-benchmark", "matplotlib", "tqdm"],
     },
     entry_points={"console_scripts": ["plugattn=plugattn.cli:main"]},

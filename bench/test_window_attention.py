@@ -13,11 +13,12 @@ SHAPE = (2, 14, 14, 2, 32)  # (B, H, W, heads, head_dim): a stage-2-like map, wi
 WINDOW = 7
 
 
-def naive_window_attention(q, k, v, table, m, s, scale=None):
+def naive_window_attention(qkv, table, m, s, scale=None):
     """One window at a time in Python: roll, then for each (padded) window gather its tokens,
     add the relative bias and the -100 cross-region mask, softmax, scatter back, roll back."""
-    from plugattn.kernels.window_attention import relative_position_index
+    from plugattn.kernels.window_attention_kernel import relative_position_index
 
+    q, k, v = qkv.unflatten(-1, (3, table.shape[1], -1)).unbind(3)  # each (B, H, W, heads, d)
     b, h, w, heads, d = q.shape
     scale = d ** -0.5 if scale is None else scale
     hp, wp = h + (-h) % m, w + (-w) % m
@@ -39,40 +40,42 @@ def naive_window_attention(q, k, v, table, m, s, scale=None):
             mask = (region[:, None] != region[None, :]).to(q.dtype) * -100.0
             attn = torch.softmax(qw @ kw.transpose(-1, -2) * scale + bias + mask, dim=-1)
             out[:, rows[real], cols[real]] = (attn @ vw).transpose(1, 2)[:, real]
-    return torch.roll(out, (s, s), (1, 2)) if s else out
+    out = torch.roll(out, (s, s), (1, 2)) if s else out
+    return out.flatten(-2)  # (B, H, W, C)
 
 
 def _inputs(seed=0):
     generator = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(*SHAPE, generator=generator) for _ in range(3))
-    table = torch.randn((2 * WINDOW - 1) ** 2, SHAPE[3], generator=generator)
-    return q, k, v, table
+    b, h, w, heads, d = SHAPE
+    qkv = torch.randn(b, h, w, 3 * heads * d, generator=generator)
+    table = torch.randn((2 * WINDOW - 1) ** 2, heads, generator=generator)
+    return qkv, table
 
 
 @pytest.mark.parametrize("shift", [0, 3])
 @pytest.mark.parametrize("impl", ["naive", "eager", "sdpa"])
 def test_forward(benchmark, impl, shift):
     fn = naive_window_attention if impl == "naive" else make_impl(impl)
-    q, k, v, table = _inputs()
-    expected = naive_window_attention(q.double(), k.double(), v.double(), table.double(), WINDOW, shift)
-    out = benchmark(fn, q, k, v, table, WINDOW, shift)
+    qkv, table = _inputs()
+    expected = naive_window_attention(qkv.double(), table.double(), WINDOW, shift)
+    out = benchmark(fn, qkv, table, WINDOW, shift)
     assert_rel_close(out, expected, dtype=torch.float32)
 
 
 @pytest.mark.parametrize("impl", ["naive", "eager", "sdpa"])
 def test_forward_backward(benchmark, impl):
     fn = naive_window_attention if impl == "naive" else make_impl(impl)
-    q, k, v, table = [t.requires_grad_(True) for t in _inputs(1)]
-    grad = torch.randn(SHAPE)
+    qkv, table = [t.requires_grad_(True) for t in _inputs(1)]
+    grad = torch.randn(SHAPE[:3] + (SHAPE[3] * SHAPE[4],))
 
     def step():
-        for t in (q, k, v, table):
+        for t in (qkv, table):
             t.grad = None
-        fn(q, k, v, table, WINDOW, 3).backward(grad)
+        fn(qkv, table, WINDOW, 3).backward(grad)
         return table.grad
 
     benchmark(step)
-    exact = [t.detach().double().requires_grad_(True) for t in (q, k, v, table)]
+    exact = [t.detach().double().requires_grad_(True) for t in (qkv, table)]
     naive_window_attention(*exact, WINDOW, 3).backward(grad.double())
-    assert_rel_close(table.grad, exact[3].grad, dtype=torch.float32, what="d table")
-    assert_rel_close(q.grad, exact[0].grad, dtype=torch.float32, what="dq")
+    assert_rel_close(table.grad, exact[1].grad, dtype=torch.float32, what="d table")
+    assert_rel_close(qkv.grad, exact[0].grad, dtype=torch.float32, what="dqkv")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .._validate import check_feature_map, check_int
+from .._validate import check_batch_statistics, check_feature_map, check_int
 from .registry import register_attention
 
 
@@ -87,8 +87,8 @@ class BAM(nn.Module):
     BatchNorm + ReLU layers follow the code. Layers directly followed by BatchNorm drop their
     (redundant) bias.
 
-    BatchNorm1d in the channel branch needs more than one sample per batch in training mode (PyTorch
-    raises a ValueError for batch 1 in train); batch 1 works in eval.
+    The channel branch's BatchNorm1d normalises the pooled (B, C) vector over the batch, so training
+    needs a batch of at least 2: batch 1 in train mode raises a ValueError saying so (eval mode is fine).
 
     Args:
         channel: number of input channels C.
@@ -110,5 +110,7 @@ class BAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channel, "BAM")
+        if not torch.jit.is_scripting():  # TorchScript cannot compile the message-building check
+            check_batch_statistics("BAM", x, [(self.channel_gate.bn, (0,)), (self.channel_gate.bn_out, (0,))])
         attention = torch.sigmoid(self.channel_gate(x) + self.spatial_gate(x))  # (B, C, H, W)
         return x * (1 + attention)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .._validate import check_feature_map, check_int
+from .._validate import check_batch_statistics, check_feature_map, check_int
 from .registry import register_attention
 
 
@@ -43,7 +43,8 @@ class SpatialGate(nn.Module):
 
     Pooling is over channels. As in the authors' code (Jongchan/attention-module, ``BasicConv``), the
     k x k conv has no bias and is followed by BatchNorm (eps 1e-5, momentum 0.01) before the sigmoid;
-    the paper's Eq. (3) omits that BN. That BN needs more than one value (B * H * W > 1) in training mode.
+    the paper's Eq. (3) omits that BN. That BN needs more than one value (B * H * W > 1) in training mode;
+    :class:`CBAM` raises a ValueError saying so for a single 1x1 map.
 
     Example:
         >>> SpatialGate(7)(torch.randn(2, 32, 5, 5)).shape
@@ -103,5 +104,7 @@ class CBAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channel, "CBAM")
+        if not torch.jit.is_scripting():  # TorchScript cannot compile the message-building check
+            check_batch_statistics("CBAM", x, [(self.spatial_gate.bn, (0, 2, 3))])  # (B, 1, H, W)
         refined = x * self.channel_gate(x)  # (B, C, H, W) * (B, C, 1, 1)
         return refined * self.spatial_gate(refined)  # (B, C, H, W) * (B, 1, H, W)

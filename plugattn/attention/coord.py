@@ -5,7 +5,7 @@ CVPR 2021.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -16,7 +16,7 @@ from .registry import register_attention
 
 @register_attention(
     "coord",
-    aliases=("coordinate", "coordatt"),
+    aliases=("coordinate", "coordatt", "coordinate_attention"),
     paper="Hou, Zhou, Feng: Coordinate Attention for Efficient Mobile Network Design",
     venue="CVPR",
     year=2021,
@@ -59,7 +59,7 @@ class CoordAtt(nn.Module):
         self.conv_h = nn.Conv2d(mip, oup, kernel_size=1)
         self.conv_w = nn.Conv2d(mip, oup, kernel_size=1)
 
-    def gates(self, x: torch.Tensor) -> tuple:
+    def gates(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The two directional gates (a_h: (B, C, H, 1), a_w: (B, C, 1, W)), each in (0, 1)."""
         check_feature_map(x, self.inp, "CoordAtt")
         height = x.shape[2]
@@ -85,4 +85,4 @@ class CoordAtt(nn.Module):
         return f"inp={self.inp}, mip={self.mip}, reduction={self.reduction}"
 
 
-CoordinateAttention = CoordAtt
+CoordinateAttention = CoordAtt  # the classic pytorch-attention name (coordatten.py)

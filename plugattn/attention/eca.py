@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from .. import kernels
+from ..kernels.eca_kernel import eca_reference
 from .._validate import check_feature_map, check_int, check_positive_float
 from .registry import register_attention
 
@@ -75,4 +76,20 @@ class ECALayer(nn.Module):
         check_feature_map(x, self.channels, "ECALayer")
         # pool -> conv1d across channels -> sigmoid -> scale: one fused Triton kernel on CUDA,
         # the PyTorch reference (the same steps) elsewhere
-        return kernels.eca(x, self.conv.weight)  # (B, C, H, W)
+        if torch.jit.is_scripting():  # TorchScript runs the reference; eager dispatches to Triton
+            return eca_reference(x, self.conv.weight)
+        else:
+            return kernels.eca(x, self.conv.weight)  # (B, C, H, W)
+
+    def forward_gated(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """``x + gate.view(1, C, 1, 1) * (self(x) - x)`` with a per-channel (C,) ``gate``, computed in
+        the same fused kernels as :meth:`forward` (``gate = 0`` is the identity, ``1`` is ECA).
+
+        Example:
+            >>> eca = ECALayer(8)
+            >>> x = torch.randn(1, 8, 3, 3)
+            >>> torch.equal(eca.forward_gated(x, torch.zeros(8)), x)
+            True
+        """
+        check_feature_map(x, self.channels, "ECALayer")
+        return kernels.eca(x, self.conv.weight, gamma=gate)  # (B, C, H, W)

@@ -55,6 +55,8 @@ class GaussianContextTransformer(nn.Module):
         torch.Size([2, 64, 7, 5])
     """
 
+    __constants__ = ["learnable"]  # TorchScript compiles only the branch of std() that exists
+
     def __init__(
         self, channels: Optional[int] = None, c: float = 2.0, learnable: bool = False, eps: float = 1e-5
     ) -> None:
@@ -79,7 +81,7 @@ class GaussianContextTransformer(nn.Module):
     def std(self) -> torch.Tensor:
         """The Gaussian's standard deviation c (a 0-dim tensor; differentiable for GCT-B1)."""
         if self.learnable:
-            return _B1_ALPHA * torch.sigmoid(self.theta) + _B1_BETA
+            return 3.0 * torch.sigmoid(self.theta) + 1.0  # _B1_ALPHA, _B1_BETA (literals: TorchScript)
         return self.c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

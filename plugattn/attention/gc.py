@@ -77,9 +77,19 @@ class GCModule(nn.Module):
         pooled = torch.bmm(values, weights)  # (B, C, 1)
         return rearrange(pooled, "b c 1 -> b c 1 1")
 
+    def _context_scriptable(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`context` without einops, for TorchScript (tested equal)."""
+        logits = self.conv_mask(x).flatten(2).transpose(1, 2)  # (B, 1, H, W) -> (B, HW, 1)
+        pooled = torch.bmm(x.flatten(2), torch.softmax(logits, dim=1))  # (B, C, HW) @ (B, HW, 1) -> (B, C, 1)
+        return pooled.unsqueeze(-1)  # (B, C, 1, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channel, "GCModule")
-        term = self.transform(self.context(x))  # (B, C, 1, 1)
+        if torch.jit.is_scripting():  # TorchScript cannot compile einops
+            context = self._context_scriptable(x)
+        else:
+            context = self.context(x)
+        term = self.transform(context)  # (B, C, 1, 1)
         if self.fusion == "add":
             return x + term
         return x * torch.sigmoid(term)

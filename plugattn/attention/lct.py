@@ -4,12 +4,16 @@ Ruan, Wen, Zheng, Zheng, "Linear Context Transform Block", AAAI 2020 (arXiv:1909
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 from einops import rearrange
 
-from .._validate import check_feature_map, check_int, check_positive_float
+from .._validate import check_feature_map, check_int, check_positive_float, largest_divisor_at_most
 from .registry import register_attention
+
+DEFAULT_GROUPS = 8  # the default before it was lowered to fit C (the classic collection's examples use 8)
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call so the module stays traceable
 torch.fx.wrap("rearrange")
@@ -37,8 +41,10 @@ class LCT(nn.Module):
     the same value without the cancellation that can make it negative in low precision. Parameters: 2C.
 
     Args:
-        channels: C, must be divisible by ``groups``.
-        groups: G, the number of channel groups.
+        channels: C.
+        groups: G, the number of channel groups. ``None`` (default) uses 8, lowered to the largest
+            divisor of C that is <= 8 (``LCT(12)`` uses 6 groups, ``LCT(7)`` 7); an explicit ``groups``
+            must divide C, else ValueError.
         eps: added to the group variance.
 
     Example:
@@ -46,24 +52,37 @@ class LCT(nn.Module):
         torch.Size([2, 64, 8, 8])
     """
 
-    def __init__(self, channels: int, groups: int = 8, eps: float = 1e-5) -> None:
+    def __init__(self, channels: int, groups: Optional[int] = None, eps: float = 1e-5) -> None:
         super().__init__()
         self.channels = check_int("channels", channels)
+        if groups is None:
+            groups = largest_divisor_at_most(channels, DEFAULT_GROUPS)
         self.groups = check_int("groups", groups)
         self.eps = check_positive_float("eps", eps)
         if channels % groups != 0:
-            raise ValueError(f"channels must be divisible by groups, got channels={channels}, groups={groups}")
+            raise ValueError(
+                f"channels must be divisible by groups, got channels={channels}, groups={groups} "
+                f"(leave groups=None to pick the largest divisor <= {DEFAULT_GROUPS})"
+            )
         self.w = nn.Parameter(torch.ones(channels))
         self.b = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channels, "LCT")
         pooled = x.mean(dim=(2, 3))  # (B, C, H, W) -> (B, C)
-        grouped = rearrange(pooled, "b (g n) -> b g n", g=self.groups)  # n = C / G channels per group
+        if torch.jit.is_scripting():  # TorchScript cannot compile einops: the same reshapes spelled out
+            grouped = pooled.unflatten(1, (self.groups, -1))  # (B, G, n)
+        else:
+            grouped = rearrange(pooled, "b (g n) -> b g n", g=self.groups)  # n = C / G channels per group
         mean = grouped.mean(dim=-1, keepdim=True)  # (B, G, 1)
         var = (grouped - mean).square().mean(dim=-1, keepdim=True)  # (B, G, 1)
         normalised = (grouped - mean) / (var + self.eps).sqrt()
-        normalised = rearrange(normalised, "b g n -> b (g n) 1 1")  # (B, C, 1, 1)
-        weight = rearrange(self.w, "c -> 1 c 1 1")
-        bias = rearrange(self.b, "c -> 1 c 1 1")
+        if torch.jit.is_scripting():
+            normalised = normalised.flatten(1)[:, :, None, None]  # (B, C, 1, 1)
+            weight = self.w[None, :, None, None]
+            bias = self.b[None, :, None, None]
+        else:
+            normalised = rearrange(normalised, "b g n -> b (g n) 1 1")  # (B, C, 1, 1)
+            weight = rearrange(self.w, "c -> 1 c 1 1")
+            bias = rearrange(self.b, "c -> 1 c 1 1")
         return x * torch.sigmoid(weight * normalised + bias)

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from .. import kernels
+from ..kernels.se_kernel import se_reference
 from .._validate import check_choice, check_feature_map, check_int
 from .registry import register_attention
 
@@ -81,8 +82,27 @@ class SELayer(nn.Module):
         check_feature_map(x, self.channel, "SELayer")
         # Eq. (2)-(4): squeeze (B, C, H, W) -> (B, C), excite -> (B, C), scale -> (B, C, H, W).
         # Triton squeeze/scale kernels on CUDA, the PyTorch reference elsewhere.
+        if torch.jit.is_scripting():  # TorchScript runs the reference; eager dispatches to Triton
+            return se_reference(x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, self.act_name, self.gate_name)
+        else:
+            return kernels.se(
+                x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, act=self.act_name, gate=self.gate_name
+            )
+
+    def forward_gated(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """``x + gate.view(1, C, 1, 1) * (self(x) - x)`` with a per-channel (C,) ``gate``, computed in
+        the same fused kernels as :meth:`forward` (``gate = 0`` is the identity, ``1`` is SE).
+
+        Example:
+            >>> se = SELayer(8, reduction=4)
+            >>> x = torch.randn(1, 8, 3, 3)
+            >>> torch.equal(se.forward_gated(x, torch.zeros(8)), x)
+            True
+        """
+        check_feature_map(x, self.channel, "SELayer")
         return kernels.se(
-            x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, act=self.act_name, gate=self.gate_name
+            x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, act=self.act_name, gate=self.gate_name,
+            gamma=gate,
         )
 
     def extra_repr(self) -> str:

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from .. import kernels
+from ..kernels.simam_kernel import simam_reference
 from .._validate import check_feature_map, check_int, check_positive_float
 from .registry import register_attention
 
@@ -50,10 +51,25 @@ class SimAM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channels, "SimAM")
         # fused Triton kernel on CUDA, the PyTorch reference (the equations above) elsewhere
-        return kernels.simam(x, self.e_lambda)  # (B, C, H, W)
+        if torch.jit.is_scripting():  # TorchScript runs the reference; eager dispatches to Triton
+            return simam_reference(x, self.e_lambda)
+        else:
+            return kernels.simam(x, self.e_lambda)  # (B, C, H, W)
+
+    def forward_gated(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """``x + gate.view(1, C, 1, 1) * (self(x) - x)`` with a per-channel (C,) ``gate``, computed in
+        the same fused kernels as :meth:`forward` (``gate = 0`` is the identity, ``1`` is SimAM).
+
+        Example:
+            >>> x = torch.randn(1, 8, 3, 3)
+            >>> torch.equal(SimAM().forward_gated(x, torch.zeros(8)), x)
+            True
+        """
+        check_feature_map(x, self.channels, "SimAM")
+        return kernels.simam(x, self.e_lambda, gamma=gate)  # (B, C, H, W)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, e_lambda={self.e_lambda}"
 
 
-simam_module = SimAM
+simam_module = SimAM  # the classic pytorch-attention name (simam.py)

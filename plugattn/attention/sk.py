@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
-from .._validate import check_feature_map, check_int
+from .._validate import check_batch_statistics, check_feature_map, check_int, largest_divisor_at_most
 from .registry import register_attention
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call so the module stays traceable
@@ -19,13 +19,6 @@ torch.fx.wrap("rearrange")
 
 DEFAULT_GROUPS = 32  # the paper's cardinality (SKNet-50, Table 1)
 MIN_ATTENTION_WIDTH = 32  # L in d = max(C / r, L), paper Eq. 4
-
-
-def _largest_divisor_at_most(value: int, limit: int) -> int:
-    for candidate in range(min(value, limit), 0, -1):
-        if value % candidate == 0:
-            return candidate
-    return 1
 
 
 @register_attention(
@@ -53,7 +46,7 @@ class SKLayer(nn.Module):
     ``inplanes`` and ``planes`` that is <= 32 (so ``SKLayer(48)`` uses 24 groups); an explicit
     ``groups`` must divide both, else ValueError.
     As in the paper, z goes through BatchNorm on a (B, d, 1, 1) tensor, so training needs a batch of at
-    least 2 (PyTorch raises for batch 1 in train mode; eval mode is fine).
+    least 2: batch 1 in train mode raises a ValueError saying so (eval mode is fine).
     Parameters (bias-free convs, BN affine): M*(planes*inplanes/G*9 + 2*planes) + (planes*d + 2d) + d*M*planes.
 
     Args:
@@ -86,7 +79,7 @@ class SKLayer(nn.Module):
         check_int("stride", stride)
         self.M = check_int("M", M)
         if groups is None:
-            groups = _largest_divisor_at_most(math.gcd(inplanes, planes), DEFAULT_GROUPS)
+            groups = largest_divisor_at_most(math.gcd(inplanes, planes), DEFAULT_GROUPS)
         else:
             check_int("groups", groups)
             if inplanes % groups != 0 or planes % groups != 0:
@@ -126,10 +119,15 @@ class SKLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.inplanes, "SKLayer")
+        if not torch.jit.is_scripting():  # TorchScript cannot compile the message-building check
+            check_batch_statistics("SKLayer", x, [(self.squeeze[1], (0,))])  # z: (B, d, 1, 1)
         features = torch.stack([branch(x) for branch in self.branches], dim=1)  # (B, M, P, H', W')
         fused = features.sum(dim=1)  # Eq. 1, (B, P, H', W')
         descriptor = self.squeeze(fused.mean(dim=(2, 3), keepdim=True))  # Eqs. 2-3, (B, d, 1, 1)
-        logits = rearrange(self.select(descriptor), "b (m p) 1 1 -> b m p 1 1", m=self.M)
+        if torch.jit.is_scripting():  # TorchScript cannot compile einops
+            logits = self.select(descriptor).unflatten(1, (self.M, -1))  # (B, M, P, 1, 1)
+        else:
+            logits = rearrange(self.select(descriptor), "b (m p) 1 1 -> b m p 1 1", m=self.M)
         weights = torch.softmax(logits, dim=1)  # Eq. 5: softmax across branches
         return (weights * features).sum(dim=1)  # Eq. 6, (B, P, H', W')
 

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .._validate import check_feature_map, check_int
+from .._validate import check_batch_statistics, check_feature_map, check_int
 from .registry import register_attention
 
 
@@ -62,6 +62,9 @@ class TripletAttention(nn.Module):
     Branch names ``cw``, ``hc``, ``hw`` follow the official code (github.com/landskape-ai/triplet-attention).
 
     ``channels`` is optional (the module is channel-agnostic); when given it is checked against the input.
+    Each branch's BatchNorm normalises a one-channel map over the batch and the two axes its gate spans,
+    so in training mode a single 1x1 map (or a branch plane of one value, e.g. C = W = 1 at batch 1)
+    raises a ValueError saying so; eval mode is fine.
 
     Example:
         >>> m = TripletAttention(64)
@@ -88,6 +91,11 @@ class TripletAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_feature_map(x, self.channels, "TripletAttention")
+        if not torch.jit.is_scripting():  # TorchScript cannot compile the message-building check
+            norms = [(self.cw.bn, (0, 1, 3)), (self.hc.bn, (0, 2, 1))]  # gates over (C, W) and (H, C)
+            if not self.no_spatial:
+                norms.append((self.hw.bn, (0, 2, 3)))  # gate over (H, W)
+            check_batch_statistics("TripletAttention", x, norms)
         # C–W branch: H takes the pooled position, so the gate spans (C, W).
         # (einops cannot take torch.fx proxies, hence permute; the shapes are in the comments.)
         rotated_h = x.permute(0, 2, 1, 3)  # (B, C, H, W) -> (B, H, C, W)

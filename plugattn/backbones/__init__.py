@@ -9,7 +9,7 @@ import pkgutil
 from .registry import BACKBONES, FAMILIES, create_backbone, list_backbones, register_backbone
 from .weights import load_external_weights, remap_keys
 
-_INFRASTRUCTURE = {"registry", "weights", "layers"}
+_INFRASTRUCTURE = {"registry", "weights", "layers", "measured"}
 
 for _info in pkgutil.iter_modules(__path__):
     if _info.name not in _INFRASTRUCTURE and not _info.name.startswith("_"):

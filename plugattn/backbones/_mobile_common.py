@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_choice, check_int, check_positive_float
+from .layers import ImageBackbone
 
 LINEAR_INITS = ("normal", "uniform", "goog", "default")
 
@@ -88,7 +89,7 @@ def init_mobile_weights(model: nn.Module, linear: str = "normal", group_fan_out:
                 nn.init.zeros_(module.bias)
 
 
-class PooledClassifierNet(nn.Module):
+class PooledClassifierNet(ImageBackbone):
     """Base of the torchvision-layout mobile nets: ``features`` (stem, blocks, head conv), global
     average pooling ``avgpool`` and ``classifier``; subclasses build the three in ``__init__``.
 

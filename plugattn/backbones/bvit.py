@@ -23,10 +23,13 @@ description (BViT built on DeiT-S, no extra stem) and pool to D. Attention, per 
 ``F.scaled_dot_product_attention`` (the broad attention needs Q, K, V of every layer, not the attention
 maps, so SDPA applies; the broad one passes ``scale=d**-0.5`` explicitly since its width is L*d).
 
-Reference parameter count: the paper reports 22M for BViT-S; broad attention adds no parameters, so
-the exact reference is DeiT-S = timm ``vit_small_patch16_224`` (= ``deit_small_patch16_224``):
-22,050,664 (built here with random weights). Parameter names are timm's, so timm's DeiT-S / ViT-S
-state_dicts load; with ``broad_weight=0`` the model is exactly timm's ViT-S (tested).
+Attention projections follow the official file too: ``to_qkv`` has no bias (``bias=False``), so
+BViT-S has 22,036,840 parameters -- DeiT-S's 22,050,664 less the 12 x 1,152 qkv biases (the paper reports
+22M; broad attention adds no parameters). Parameter names are timm's, so timm's ViT-S / DeiT-S built with
+``qkv_bias=False`` loads as is; ``bvit_small(qkv_bias=True)`` is exactly DeiT-S plus broad attention and
+loads timm's ``deit_small_patch16_224`` weights (with ``broad_weight=0`` it is then exactly timm's model,
+tested). Documented deviations from the official file: no extra 7x7 stem conv and pooling to D (above),
+and LayerNorm eps 1e-6 (timm's DeiT) where the official file keeps PyTorch's 1e-5.
 
 Input size: 224 default; other sizes divisible by 16 resize the position embeddings (as ViT; tested at 64).
 
@@ -144,13 +147,15 @@ class BViT(VisionTransformer):
     paper="Li, Chen, Li, Ding, Zhao, Nie: BViT: Broad Attention based Vision Transformer",
     venue="IEEE TNNLS",
     year=2023,
-    params=22_050_664,
+    params=22_036_840,
 )
 def bvit_small(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> BViT:
-    """BViT-S: DeiT-S (D = 384, 12 layers, 6 heads) + broad attention (22,050,664 parameters, paper: 22M).
+    """BViT-S: DeiT-S (D = 384, 12 layers, 6 heads) without qkv bias, as the official code, + broad attention
+    (22,036,840 parameters, paper: 22M).
 
     Example:
         >>> bvit_small(num_classes=0)(torch.randn(1, 3, 64, 64)).shape
         torch.Size([1, 384])
     """
+    kwargs.setdefault("qkv_bias", False)  # the official Attention: nn.Linear(dim, 3 * inner_dim, bias=False)
     return BViT(num_classes=num_classes, in_chans=in_chans, embed_dim=384, depth=12, num_heads=6, **kwargs)

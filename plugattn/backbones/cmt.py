@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import ConvNormAct, DropPath, check_per_stage, linear_drop_path_rates
+from .layers import ConvNormAct, DropPath, ImageBackbone, check_per_stage, linear_drop_path_rates
 from .pvt import PatchEmbed
 from .registry import register_backbone
 from .vit import check_heads, check_rate
@@ -277,7 +277,7 @@ class CMTStage(nn.Module):
         return x
 
 
-class CMT(nn.Module):
+class CMT(ImageBackbone):
     """CMT: stem, four CMT stages, 1x1 conv to ``fc_dim`` + BN + Swish, average pooling, dropout, classifier.
 
     Example:
@@ -306,6 +306,7 @@ class CMT(nn.Module):
         drop_path_rate: float = 0.1,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         for name, value in (("img_size", img_size), ("in_chans", in_chans), ("stem_channels", stem_channels),
                             ("fc_dim", fc_dim)):
             check_int(name, value)

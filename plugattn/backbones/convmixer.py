@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_int
-from .layers import get_act
+from .layers import ImageBackbone, get_act
 from .registry import register_backbone
 
 __all__ = ["Residual", "ConvMixerBlock", "ConvMixer", "convmixer_768_32", "convmixer_1536_20"]
@@ -74,7 +74,7 @@ class ConvMixerBlock(nn.Sequential):
         super().__init__(Residual(spatial), nn.Conv2d(dim, dim, kernel_size=1), get_act(act), nn.BatchNorm2d(dim))
 
 
-class ConvMixer(nn.Module):
+class ConvMixer(ImageBackbone):
     """ConvMixer-``dim``/``depth``: patch embedding, ``depth`` :class:`ConvMixerBlock`, average pool, head.
 
     Example:
@@ -98,6 +98,7 @@ class ConvMixer(nn.Module):
         act: str = "gelu",
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         for name, value in (("dim", dim), ("depth", depth), ("kernel_size", kernel_size),
                             ("patch_size", patch_size), ("in_chans", in_chans)):
             check_int(name, value)

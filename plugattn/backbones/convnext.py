@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._validate import check_int
-from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .weights import remap_keys
 
@@ -97,7 +97,7 @@ class ConvNeXtBlock(nn.Module):
         return x + self.drop_path(self.layer_scale * self.block(x))
 
 
-class ConvNeXt(nn.Module):
+class ConvNeXt(ImageBackbone):
     """ConvNeXt with ``depths`` blocks and ``dims`` channels per stage.
 
     Example:
@@ -120,6 +120,7 @@ class ConvNeXt(nn.Module):
         layer_scale: float = 1e-6,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans, minimum=1)
         if len(depths) != 4 or len(dims) != 4:

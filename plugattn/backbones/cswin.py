@@ -53,7 +53,7 @@ from einops import rearrange
 from .._validate import check_int
 from ._mobile_common import check_probability
 from .convnext import LayerNorm2d
-from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import Mlp, check_heads
 
@@ -250,7 +250,7 @@ class CSWinStage(nn.Module):
         return tokens.transpose(1, 2).reshape(x.shape)  # -> (B, C, H, W)
 
 
-class CSWinTransformer(nn.Module):
+class CSWinTransformer(ImageBackbone):
     """CSWin Transformer (Dong et al., CVPR 2022).
 
     Example:
@@ -261,11 +261,13 @@ class CSWinTransformer(nn.Module):
     """
 
     default_input_size = 224
+    input_multiple = 112  # every stage map must split into 7 x 7 stripes of the stage's width (see above)
 
     def __init__(self, embed_dim: int = 64, depths: Sequence[int] = (1, 2, 21, 1), num_heads: Sequence[int] = (2, 4, 8, 16),
                  stripe_widths: Sequence[int] = (1, 2, 7), mlp_ratio: float = 4.0, num_classes: int = 1000,
                  in_chans: int = 3, drop_path_rate: float = 0.1) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_int("embed_dim", embed_dim)

@@ -5,8 +5,10 @@ Convolutions to Vision Transformers", ICCV 2021. Section 3, Fig. 2 and Table 2:
 
 * three stages; each starts with a Convolutional Token Embedding: a strided conv (7x7/s4/p2 to 64,
   3x3/s2/p1 to 192, 3x3/s2/p1 to 384) followed by LayerNorm over the channels;
-* Convolutional Transformer blocks (1, 2, 10 per stage; 1, 3, 6 heads; MLP ratio 4, GELU between the
-  MLP's two layers): pre-norm, and the attention's Q, K, V come from a Convolutional Projection --
+* Convolutional Transformer blocks (1, 2, 10 per stage; 1, 3, 6 heads; MLP ratio 4, QuickGELU
+  ``x * sigmoid(1.702 x)`` between the MLP's two layers, as the official ``get_cls_model`` builds it with
+  ``act_layer=QuickGELU``; ``act="gelu"`` gives the exact GELU instead): pre-norm, and the attention's
+  Q, K, V come from a Convolutional Projection --
   depthwise 3x3 conv + BatchNorm on the token map (stride 1 for Q, stride 2 for K and V, "squeezed"
   projection, Section 3.2), then a Linear per Q/K/V;
 * no position embedding; the class token is added only in the last stage (FIRST in the sequence, it
@@ -38,7 +40,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import DropPath, init_trunc_normal_
+from .layers import DropPath, ImageBackbone, init_trunc_normal_
 from .registry import register_backbone
 from .vit import Mlp, check_heads, check_rate
 
@@ -129,13 +131,13 @@ class CvTBlock(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop_path: float = 0.0, with_cls_token: bool = False) -> None:
+                 drop_path: float = 0.0, with_cls_token: bool = False, act: str = "quick_gelu") -> None:
         super().__init__()
         self.with_cls_token = with_cls_token
         self.norm1 = nn.LayerNorm(dim)
         self.attn = ConvAttention(dim, num_heads, qkv_bias)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act=act)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -155,13 +157,13 @@ class CvTStage(nn.Module):
 
     def __init__(self, in_channels: int, dim: int, depth: int, num_heads: int, kernel_size: int, stride: int,
                  padding: int, mlp_ratio: float = 4.0, drop_path: Sequence[float] = (),
-                 with_cls_token: bool = False) -> None:
+                 with_cls_token: bool = False, act: str = "quick_gelu") -> None:
         super().__init__()
         self.patch_embed = ConvEmbed(in_channels, dim, kernel_size, stride, padding)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if with_cls_token else None
         rates = list(drop_path) or [0.0] * depth
         self.blocks = nn.ModuleList([
-            CvTBlock(dim, num_heads, mlp_ratio, True, rates[i], with_cls_token) for i in range(depth)
+            CvTBlock(dim, num_heads, mlp_ratio, True, rates[i], with_cls_token, act) for i in range(depth)
         ])
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -178,7 +180,7 @@ class CvTStage(nn.Module):
         return x, tokens[:, :1]
 
 
-class CvT(nn.Module):
+class CvT(ImageBackbone):
     """CvT: three convolutional-embedding stages, class token in the last, LayerNorm + linear head on it.
 
     Example:
@@ -200,8 +202,10 @@ class CvT(nn.Module):
         num_classes: int = 1000,
         in_chans: int = 3,
         drop_path_rate: float = 0.1,
+        act: str = "quick_gelu",
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_rate("drop_path_rate", drop_path_rate)
@@ -222,7 +226,7 @@ class CvT(nn.Module):
             rate = drop_path_rate if i == 2 else 0.0
             rates = [rate * j / max(depth - 1, 1) for j in range(depth)]
             stages.append(CvTStage(in_channels, dim, depth, num_heads, *embeds[i], mlp_ratio=mlp_ratio,
-                                   drop_path=rates, with_cls_token=i == 2))
+                                   drop_path=rates, with_cls_token=i == 2, act=act))
             in_channels = dim
         self.stages = nn.ModuleList(stages)
         self.norm = nn.LayerNorm(dims[-1])

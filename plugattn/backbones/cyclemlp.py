@@ -24,7 +24,8 @@ Init as the official code: truncated-normal (std 0.02) Linear and CycleFC weight
 LayerNorm, PyTorch-default convolutions. Parameter and buffer names are the official ones
 (``network.i.j.attn.sfc_h.weight`` ``(C, C, 1, 1)``, ``...sfc_h.offset`` -- the fixed deform-conv offsets,
 kept as the buffer the computation reads --, ``reweight``, ``norm``, ``head``), so an official checkpoint's
-keys and shapes match. Stochastic depth: 0 by default, as the official ``CycleMLP_B1`` factory.
+keys and shapes match. Stochastic depth: 0.1 by default, the official training run's rate (the
+``CycleMLP_B1`` factory itself defaults to 0, but ``main.py`` passes ``--drop-path``, default 0.1).
 
 Reference parameter count (1000 classes): the official README's model-zoo table gives 15M for CycleMLP-B1
 (github.com/ShoufaChen/CycleMLP, rounded to 1M). Measured here: 15,155,400; the test re-derives that exact
@@ -203,10 +204,12 @@ _register = partial(register_backbone, family="mlp", paper=_PAPER, venue="ICLR",
 @_register("cyclemlp_b1", params=15_000_000, params_rounded_to=1_000_000)
 def cyclemlp_b1(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> CycleMLP:
     """CycleMLP-B1: widths (64, 128, 320, 512), layers (2, 2, 4, 2), MLP ratio 4; any input size
-    (official README: 15M parameters; measured 15,155,400).
+    (official README: 15M parameters; measured 15,155,400); stochastic depth 0.1, the official training
+    configuration (``main.py --drop-path`` default 0.1, passed to ``CycleMLP_B1``).
 
     Example:
         >>> cyclemlp_b1(num_classes=10)(torch.randn(1, 3, 64, 64)).shape
         torch.Size([1, 10])
     """
+    kwargs.setdefault("drop_path_rate", 0.1)  # official main.py: --drop-path 0.1
     return CycleMLP(num_classes=num_classes, in_chans=in_chans, **kwargs)

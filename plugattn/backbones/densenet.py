@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_int
+from .layers import ImageBackbone
 from .registry import register_backbone
 
 __all__ = ["DenseLayer", "DenseBlock", "Transition", "DenseNet", "densenet121", "densenet169", "densenet201"]
@@ -114,7 +115,7 @@ class Transition(nn.Sequential):
         self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
 
 
-class DenseNet(nn.Module):
+class DenseNet(ImageBackbone):
     """DenseNet-BC for ImageNet-sized input.
 
     Init as torchvision (the official Torch code): Kaiming-normal convs (fan_in), BN scale 1 /
@@ -139,6 +140,7 @@ class DenseNet(nn.Module):
         in_chans: int = 3,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("growth_rate", growth_rate)
         check_int("num_init_features", num_init_features)
         check_int("bn_size", bn_size)

@@ -56,7 +56,7 @@ from einops import rearrange
 
 from .._validate import check_int
 from ._mobile_common import check_probability
-from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import Attention, Mlp, check_heads
 
@@ -266,7 +266,7 @@ class DilateStage(nn.Module):
         return self.downsample(self.blocks(x))
 
 
-class DilateFormer(nn.Module):
+class DilateFormer(ImageBackbone):
     """DilateFormer (Jiao et al., IEEE TMM 2023).
 
     Example:
@@ -282,6 +282,7 @@ class DilateFormer(nn.Module):
                  dilated_stages: Sequence[bool] = (True, True, False, False), num_classes: int = 1000,
                  in_chans: int = 3, drop_path_rate: float = 0.1) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_int("embed_dim", embed_dim)

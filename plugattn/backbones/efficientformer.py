@@ -46,7 +46,7 @@ from einops import rearrange
 
 from .._validate import check_int
 from ._mobile_common import check_probability
-from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
 from .poolformer import Pooling  # PoolFormer's token mixer, which Meta4D reuses (Eq. 3)
 from .registry import register_backbone
 from .vit import Mlp
@@ -275,7 +275,7 @@ class EfficientFormerStage(nn.Module):
         return x
 
 
-class EfficientFormer(nn.Module):
+class EfficientFormer(ImageBackbone):
     """EfficientFormer (Li et al., NeurIPS 2022): stem, four stages (Meta4D, last stage ending in Meta3D),
     LayerNorm, token average, classifier and distillation classifier averaged.
 
@@ -291,6 +291,7 @@ class EfficientFormer(nn.Module):
                  num_vit: int = 1, num_classes: int = 1000, in_chans: int = 3, mlp_ratio: float = 4.0,
                  layer_scale: float = 1e-5, drop_path_rate: float = 0.0, resolution: int = 7) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_int("num_vit", num_vit, minimum=0)

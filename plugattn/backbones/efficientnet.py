@@ -142,6 +142,7 @@ class EfficientNet(PooledClassifierNet):
         init: str = "uniform",
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_common_args(num_classes, in_chans, width_mult, dropout)
         check_positive_float("depth_mult", depth_mult)
         check_probability("drop_path_rate", drop_path_rate)

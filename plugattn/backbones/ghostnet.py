@@ -33,7 +33,7 @@ import torch.nn as nn
 from .._validate import check_int
 from ..attention.se import SELayer
 from ._mobile_common import check_common_args
-from .layers import ConvNormAct, make_divisible
+from .layers import ConvNormAct, ImageBackbone, make_divisible
 from .weights import remap_keys
 from .registry import register_backbone
 
@@ -155,7 +155,7 @@ GHOSTNET_STAGES = [
 ]
 
 
-class GhostNet(nn.Module):
+class GhostNet(ImageBackbone):
     """GhostNet (Han et al., CVPR 2020), timm layout.
 
     Args:
@@ -174,6 +174,7 @@ class GhostNet(nn.Module):
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, dropout: float = 0.2) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_common_args(num_classes, in_chans, width_mult, dropout)
         self.num_classes = num_classes
         stem_channels = make_divisible(16 * width_mult, 4)

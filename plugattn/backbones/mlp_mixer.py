@@ -44,13 +44,12 @@ import torch.nn as nn
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import DropPath, check_input_size, lecun_normal_
+from .layers import DropPath, ImageBackbone, lecun_normal_
 from .registry import register_backbone
 from .vit import Mlp, PatchEmbed, check_rate
 
 # recorded as single calls by torch.fx: einops cannot see proxies, and the size check must run at run time
 torch.fx.wrap("rearrange")
-torch.fx.wrap("check_input_size")
 
 __all__ = ["MixerBlock", "PatchTokenModel", "MlpMixer", "init_mixer_weights", "mixer_s16_224", "mixer_b16_224"]
 
@@ -116,7 +115,7 @@ def init_mixer_weights(model: nn.Module) -> None:
             module.init_weights()
 
 
-class PatchTokenModel(nn.Module):
+class PatchTokenModel(ImageBackbone):
     """Shared frame of the fixed-size patch-token models (MLP-Mixer, gMLP, GFNet): argument checks and
     sizes, the input-size check, and ``forward`` = linear head on the mean of the normalised tokens.
 
@@ -141,13 +140,13 @@ class PatchTokenModel(nn.Module):
             raise ValueError(f"patch_size must divide img_size={img_size}, got patch_size={patch_size}")
         self.num_classes = num_classes
         self.num_features = self.embed_dim = embed_dim
+        self.in_chans = in_chans
         self.default_input_size = img_size
-        self.input_hw = (img_size, img_size)
+        self.input_hw = (img_size, img_size)  # the only size taken: ImageBackbone's input check enforces it
         return img_size // patch_size
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, img_size, img_size) -> normalised patch tokens (B, S, C)."""
-        x = check_input_size(x, self.input_hw, type(self).__name__)
         x = rearrange(self.stem(x), "b c h w -> b (h w) c")  # (B, C, h, w) -> (B, S, C)
         return self.norm(self.blocks(x))
 

@@ -58,7 +58,7 @@ from einops import rearrange
 from .._validate import check_int
 from ..attention.se import SELayer
 from ._mobile_common import check_probability
-from .layers import ConvNormAct, DropPath
+from .layers import ConvNormAct, DropPath, ImageBackbone
 from .registry import register_backbone
 
 __all__ = [
@@ -232,7 +232,7 @@ class MOATBlock(nn.Module):
         return x + self.drop_path(attended)
 
 
-class MOAT(nn.Module):
+class MOAT(ImageBackbone):
     """MOAT (Yang et al., ICLR 2023): stem, two MBConv stages, two MOAT stages, pooled LN + linear head.
 
     Example:
@@ -248,6 +248,7 @@ class MOAT(nn.Module):
                  window_sizes: Sequence[Window] = (None, None), num_classes: int = 1000, in_chans: int = 3,
                  drop_path_rate: float = 0.0) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_int("stem_width", stem_width)
@@ -314,10 +315,12 @@ class MOAT(nn.Module):
     params=27_800_000,
 )
 def moat_0(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> MOAT:
-    """MOAT-0: stem 64, widths (96, 192, 384, 768), blocks (2, 3, 7, 2) (paper Table 1: 27.8M parameters).
+    """MOAT-0: stem 64, widths (96, 192, 384, 768), blocks (2, 3, 7, 2) (paper Table 1: 27.8M parameters);
+    stochastic depth 0.2, the official ``moat0`` configuration (``survival_prob=0.8``).
 
     Example:
         >>> moat_0(num_classes=0)(torch.randn(1, 3, 64, 64)).shape
         torch.Size([1, 768])
     """
+    kwargs.setdefault("drop_path_rate", 0.2)  # official moat0: survival_prob=0.8
     return MOAT(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from ._mobile_common import check_block_args, check_common_args, init_mobile_weights
-from .layers import ActSpec, get_act, make_divisible
+from .layers import ActSpec, ImageBackbone, get_act, make_divisible
 from .registry import register_backbone
 
 __all__ = ["DepthwiseSeparableConv", "MobileNetV1", "mobilenetv1_100"]
@@ -65,7 +65,7 @@ class DepthwiseSeparableConv(nn.Module):
         return self.act2(self.bn2(self.conv_pw(x)))
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(ImageBackbone):
     """MobileNetV1 (Howard et al., 2017), timm layout.
 
     Args:
@@ -91,6 +91,7 @@ class MobileNetV1(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_common_args(num_classes, in_chans, width_mult, dropout)
         self.num_classes = num_classes
         stem_channels = make_divisible(32 * width_mult, 8)

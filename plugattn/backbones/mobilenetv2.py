@@ -103,6 +103,7 @@ class MobileNetV2(PooledClassifierNet):
         round_nearest: int = 8,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_common_args(num_classes, in_chans, width_mult, dropout)
         check_int("round_nearest", round_nearest)
         self.num_classes = num_classes

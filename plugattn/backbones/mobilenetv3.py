@@ -156,6 +156,7 @@ class MobileNetV3(PooledClassifierNet):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_common_args(num_classes, in_chans, width_mult, dropout)
         self.num_classes = num_classes
         norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)

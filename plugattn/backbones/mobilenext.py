@@ -134,6 +134,7 @@ class MobileNeXt(PooledClassifierNet):
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0, dropout: float = 0.2) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_common_args(num_classes, in_chans, width_mult, dropout)
         self.num_classes = num_classes
         in_channels = make_divisible(32 * width_mult, 8)

@@ -45,7 +45,7 @@ from einops import rearrange
 from .._validate import check_int
 from ._mbconv import MBConv
 from ._mobile_common import check_probability
-from .layers import ConvNormAct
+from .layers import ConvNormAct, ImageBackbone
 from .registry import register_backbone
 from .vit import Attention, Mlp
 from .weights import remap_keys
@@ -173,7 +173,7 @@ MOBILEVIT_S_STAGES: Sequence[Tuple[int, int, int, Any, int]] = (
 )
 
 
-class MobileViT(nn.Module):
+class MobileViT(ImageBackbone):
     """MobileViT (Mehta & Rastegari, ICLR 2022): stem, five stages of MV2 / MobileViT blocks, 1x1 conv,
     global average pooling, dropout, linear classifier.
 
@@ -186,11 +186,13 @@ class MobileViT(nn.Module):
     """
 
     default_input_size = 256
+    input_multiple = 64  # the last MobileViT block's map (H/32) must split into 2 x 2 patches
 
     def __init__(self, stages: Sequence[Tuple[int, int, int, Any, int]] = MOBILEVIT_S_STAGES, stem_channels: int = 16,
                  num_features: int = 640, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.1,
                  num_heads: int = 4) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_probability("dropout", dropout)

@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_int
+from .layers import ImageBackbone
 from .registry import register_backbone
 
 __all__ = ["MlpConv", "NIN", "nin_cifar"]
@@ -62,7 +63,7 @@ class MlpConv(nn.Sequential):
         self.out_channels = previous
 
 
-class NIN(nn.Module):
+class NIN(ImageBackbone):
     """Network In Network, CIFAR-10 configuration (see the module docstring for the table).
 
     Example:
@@ -74,6 +75,7 @@ class NIN(nn.Module):
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.5) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         if not 0.0 <= drop_rate < 1.0:

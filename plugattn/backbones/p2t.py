@@ -12,12 +12,13 @@ Understanding", IEEE TPAMI 2022. Sec. 3 / Fig. 2-3, Eq. (1)-(6):
 * IRB feed-forward (Eq. 5): 1x1 conv -> Hardswish -> depthwise 3x3 -> Hardswish -> 1x1 conv (no
   activation after the last layer);
 * block: ``x = x + P-MHSA(LN(x))``; ``x = x + IRB(LN(x))``;
-* patch embedding: a 4x4 stride-4 conv (stage 1) and 2x2 stride-2 convs (stages 2-4), each + LN
-  (``overlapping_embed=True`` gives the later release's 7x7 / 3x3 overlapping convs); token average and
-  a linear classifier (no final norm, as the official code).
-* P2T-Tiny as the official release documents it with 11.1M parameters (README table, ``p2t_tiny`` of
-  the first code release): widths (64, 128, 320, 512), depths (2, 2, 2, 2), heads (1, 2, 5, 8), MLP
-  ratios (8, 8, 4, 4), pooling ratios (12, 16, 20, 24), (6, 8, 10, 12), (3, 4, 5, 6), (1, 2, 3, 4).
+* patch embedding: overlapping convs + LN -- 7x7 stride 4 (padding 3) in stage 1, 3x3 stride 2
+  (padding 1) in stages 2-4 (``overlapping_embed=False`` gives the first release's 4x4 / 2x2 patchify
+  convs); token average and a linear classifier (no final norm, as the official code).
+* P2T-Tiny as published (TPAMI 2022, the official README table since August 2022: 11.6M parameters,
+  1.8 GFLOPs): widths (48, 96, 240, 384), depths (2, 2, 6, 3), heads (1, 2, 5, 8), MLP ratios
+  (8, 8, 4, 4), pooling ratios (12, 16, 20, 24), (6, 8, 10, 12), (3, 4, 5, 6), (1, 2, 3, 4), overlapping
+  embeddings: ``p2t_tiny`` of the official ``p2t.py`` (github.com/yuhuan-wu/P2T), layer by layer.
 
 Pooling sizes follow the input: the pooled size is ``round(H / r)`` (at least 1) computed from the
 map at run time (adaptive average pooling, in a ``torch.fx.wrap``-ed function), never a size fixed to
@@ -26,20 +27,20 @@ map at run time (adaptive average pooling, in a ``torch.fx.wrap``-ed function), 
 
 Layout: between stages the model carries (B, C, H, W) maps; blocks work on (B, H*W, C) tokens.
 
-Reference parameter count: 11.1M for P2T-Tiny (official README table, rounded). Checked
-architecture: widths / depths / heads / ratios / embedding of the first release's ``p2t_tiny`` (above);
-this implementation has 11,109,864 parameters at 1000 classes (0.09% from 11.1M; the test asserts
-0.5%). The later code release changes P2T-Tiny to widths (48, 96, 240, 384), depths (2, 2, 6, 3) and
-overlapping embeddings -- 11,590,840 parameters here, which we could not tie to a published table, so it
-is not the registered default (build it with ``PyramidPoolingTransformer(dims=(48, 96, 240, 384),
-depths=(2, 2, 6, 3), overlapping_embed=True)``).
+Reference parameter count: ``p2t_tiny`` has 11,590,840 parameters at 1000 classes, exactly the official
+``p2t_tiny`` (built from the official code: same count, and its 284 state-dict tensors load into ours with
+``load_external_weights(model, state_dict, "official")``, which renames ``patch_embed1`` / ``block1`` /
+``d_convs1`` / ``attn.q.0`` to our names); the README rounds it to 11.6M. ``p2t_tiny_v1`` keeps the
+September 2021 first code release's P2T-Tiny (widths (64, 128, 320, 512), depths (2, 2, 2, 2), 4x4 / 2x2
+patchify embeddings): 11,109,864 parameters (that release's README: 11.1M).
 
 Injection sites (modules producing (B, C, H, W) maps): :class:`PatchEmbed` (4) and :class:`P2TStage` (4).
 :class:`P2TBlock` maps tokens and is refused by the injector with its "(B, C, H, W) feature map" error.
 """
 from __future__ import annotations
 
-from typing import Any, List, Sequence
+import re
+from typing import Any, Dict, List, Mapping, Sequence
 
 import torch
 import torch.fx
@@ -50,12 +51,13 @@ from einops import rearrange
 from .._validate import check_int
 from ._mobile_common import check_probability
 from .convnext import LayerNorm2d
-from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
+from .weights import remap_keys
 from .vit import check_heads
 
 __all__ = ["pyramid_pool", "PyramidPooling", "PoolingAttention", "IRB", "P2TBlock", "PatchEmbed", "P2TStage",
-           "PyramidPoolingTransformer", "p2t_tiny"]
+           "PyramidPoolingTransformer", "p2t_tiny", "p2t_tiny_v1"]
 
 torch.fx.wrap("rearrange")
 
@@ -212,7 +214,7 @@ class P2TStage(nn.Module):
         return tokens.transpose(1, 2).reshape(x.shape)
 
 
-class PyramidPoolingTransformer(nn.Module):
+class PyramidPoolingTransformer(ImageBackbone):
     """P2T (Wu et al., TPAMI 2022).
 
     Example:
@@ -224,11 +226,12 @@ class PyramidPoolingTransformer(nn.Module):
 
     default_input_size = 224
 
-    def __init__(self, dims: Sequence[int] = (64, 128, 320, 512), depths: Sequence[int] = (2, 2, 2, 2),
+    def __init__(self, dims: Sequence[int] = (48, 96, 240, 384), depths: Sequence[int] = (2, 2, 6, 3),
                  num_heads: Sequence[int] = (1, 2, 5, 8), mlp_ratios: Sequence[float] = (8, 8, 4, 4),
                  pool_ratios: Sequence[Sequence[int]] = P2T_POOL_RATIOS, num_classes: int = 1000, in_chans: int = 3,
-                 drop_path_rate: float = 0.1, overlapping_embed: bool = False) -> None:
+                 drop_path_rate: float = 0.1, overlapping_embed: bool = True) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_probability("drop_path_rate", drop_path_rate)
@@ -256,7 +259,7 @@ class PyramidPoolingTransformer(nn.Module):
         init_trunc_normal_(self)  # official init: truncated normal (std 0.02) linears, zero bias
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in_chans, H, W) -> last-stage tokens (B, H/32 * W/32, 512)."""
+        """(B, in_chans, H, W) -> last-stage tokens (B, H/32 * W/32, dims[-1])."""
         for embed, stage in zip(self.patch_embeds, self.stages):
             x = stage(embed(x))
         return x.flatten(2).transpose(1, 2)
@@ -264,20 +267,50 @@ class PyramidPoolingTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x).mean(dim=1))
 
+    def convert_external_state_dict(self, state_dict: Mapping[str, torch.Tensor], source: str) -> Dict[str, torch.Tensor]:
+        """The official code's names (``source="official"``) to ours: ``patch_embed{i}`` ->
+        ``patch_embeds.{i-1}``, ``d_convs{i}`` -> ``stages.{i-1}.pyramid.d_convs`` (also reached through
+        every block's ``attn.pyramid``: the same module, so the same tensors), ``block{i}.{j}`` ->
+        ``stages.{i-1}.blocks.{j}``, ``attn.q.0`` / ``attn.kv.0`` -> ``attn.q`` / ``attn.kv``. Other sources
+        pass through."""
+        if source != "official":
+            return dict(state_dict)
+        renamed = remap_keys(state_dict, [
+            (r"^patch_embed(\d)\.", lambda m: f"patch_embeds.{int(m.group(1)) - 1}."),
+            (r"^d_convs(\d)\.", lambda m: f"stages.{int(m.group(1)) - 1}.pyramid.d_convs."),
+            (r"^block(\d)\.", lambda m: f"stages.{int(m.group(1)) - 1}.blocks."),
+            (r"\.attn\.(q|kv)\.0\.", r".attn.\1."),
+        ])
+        for key in self.state_dict():  # the shared pyramid, seen from each block
+            shared = re.sub(r"\.blocks\.\d+\.attn\.pyramid\.", ".pyramid.", key)
+            if shared != key and shared in renamed:
+                renamed[key] = renamed[shared]
+        return renamed
 
-@register_backbone(
-    "p2t_tiny",
-    family="vit",
-    paper="Wu, Liu, Zhan, Cheng: P2T: Pyramid Pooling Transformer for Scene Understanding",
-    venue="TPAMI",
-    year=2022,
-    params=11_100_000,
-)
+
+P2T_PAPER = "Wu, Liu, Zhan, Cheng: P2T: Pyramid Pooling Transformer for Scene Understanding"
+
+
+@register_backbone("p2t_tiny", family="vit", paper=P2T_PAPER, venue="TPAMI", year=2022, params=11_590_840)
 def p2t_tiny(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> PyramidPoolingTransformer:
-    """P2T-Tiny: widths (64, 128, 320, 512), depths (2, 2, 2, 2) (official README: 11.1M parameters).
+    """P2T-Tiny as published: widths (48, 96, 240, 384), depths (2, 2, 6, 3), overlapping patch embeddings
+    (11,590,840 parameters, the official ``p2t_tiny``; README: 11.6M, 1.8 GFLOPs).
 
     Example:
         >>> p2t_tiny(num_classes=0)(torch.randn(1, 3, 64, 64)).shape
+        torch.Size([1, 384])
+    """
+    return PyramidPoolingTransformer(num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_backbone("p2t_tiny_v1", family="vit", paper=P2T_PAPER, venue="arXiv", year=2021, params=11_100_000)
+def p2t_tiny_v1(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> PyramidPoolingTransformer:
+    """P2T-Tiny of the first code release (arXiv v1, September 2021): widths (64, 128, 320, 512), depths
+    (2, 2, 2, 2), 4x4 / 2x2 patchify embeddings: 11,109,864 parameters (that release's README: 11.1M).
+
+    Example:
+        >>> p2t_tiny_v1(num_classes=0)(torch.randn(1, 3, 64, 64)).shape
         torch.Size([1, 512])
     """
+    kwargs = {"dims": (64, 128, 320, 512), "depths": (2, 2, 2, 2), "overlapping_embed": False, **kwargs}
     return PyramidPoolingTransformer(num_classes=num_classes, in_chans=in_chans, **kwargs)

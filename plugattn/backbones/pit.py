@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import linear_drop_path_rates
+from .layers import ImageBackbone, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import Block, check_rate
 
@@ -131,7 +131,7 @@ class PiTStage(nn.Module):
         return x, tokens[:, :1]
 
 
-class PoolingVisionTransformer(nn.Module):
+class PoolingVisionTransformer(ImageBackbone):
     """PiT: ViT stages separated by spatial pooling (channels x2, resolution /2).
 
     Example:
@@ -156,6 +156,7 @@ class PoolingVisionTransformer(nn.Module):
         drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         for name, value in (("img_size", img_size), ("patch_size", patch_size), ("stride", stride),
                             ("in_chans", in_chans)):
             check_int(name, value)

@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_choice, check_int
-from .layers import DropPath, get_act, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, get_act, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import check_rate
 from .weights import remap_keys
@@ -177,7 +177,7 @@ class PoolFormerStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
-class PoolFormer(nn.Module):
+class PoolFormer(ImageBackbone):
     """PoolFormer: stem, four stages of pooling MetaFormer blocks, norm, average pool, linear head.
 
     Example:
@@ -201,6 +201,7 @@ class PoolFormer(nn.Module):
         head_norm: str = "before_pool",
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_rate("drop_path_rate", drop_path_rate)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import Mlp, check_heads, check_rate, resize_pos_embed
 
@@ -156,7 +156,7 @@ class PVTStage(nn.Module):
         return x, (tokens[:, :1] if self.cls_token is not None else None)
 
 
-class PyramidVisionTransformer(nn.Module):
+class PyramidVisionTransformer(ImageBackbone):
     """PVT v1: four SRA stages (class token in the last), LayerNorm + linear head on the class token.
 
     Example:
@@ -181,6 +181,7 @@ class PyramidVisionTransformer(nn.Module):
         drop_path_rate: float = 0.1,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("img_size", img_size)
         check_int("in_chans", in_chans)
         check_int("num_classes", num_classes, minimum=0)

@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._validate import check_choice, check_int
-from .layers import init_kaiming_fan_out_
+from .layers import ImageBackbone, init_kaiming_fan_out_
 from .registry import register_backbone
 
 __all__ = ["PyramidBasicBlock", "PyramidBottleneck", "PyramidNet", "pyramidnet110_a48", "pyramidnet200_a300"]
@@ -127,7 +127,7 @@ class PyramidBottleneck(nn.Module):
 BLOCKS = {"basic": PyramidBasicBlock, "bottleneck": PyramidBottleneck}
 
 
-class PyramidNet(nn.Module):
+class PyramidNet(ImageBackbone):
     """Additive PyramidNet.
 
     ``dataset="cifar"``: ``depth`` = 6n + 2 (basic) or 9n + 2 (bottleneck), three stages, 32x32
@@ -156,6 +156,7 @@ class PyramidNet(nn.Module):
         block: Optional[str] = None,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_choice("dataset", dataset, ("cifar", "imagenet"))
         check_int("depth", depth, minimum=2)
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:

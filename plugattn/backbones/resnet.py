@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_int
-from .layers import init_kaiming_fan_out_
+from .layers import ImageBackbone, init_kaiming_fan_out_
 from .registry import register_backbone
 
 __all__ = [
@@ -173,7 +173,7 @@ class Bottleneck(nn.Module):
         nn.init.zeros_(self.bn3.weight)
 
 
-class ResNet(nn.Module):
+class ResNet(ImageBackbone):
     """ResNet trunk: 7x7/2 conv stem, 3x3/2 max-pool, four stages, global average pool, linear head.
 
     ``block`` is any residual block class with the torchvision signature
@@ -207,6 +207,7 @@ class ResNet(nn.Module):
         block_kwargs: Optional[Dict[str, Any]] = None,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans, minimum=1)
         check_int("groups", groups, minimum=1)

@@ -42,7 +42,7 @@ import torch.nn as nn
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import DropPath
+from .layers import DropPath, ImageBackbone
 from .mlp_mixer import init_mixer_weights
 from .registry import register_backbone
 from .vit import Mlp, PatchEmbed, check_rate
@@ -142,7 +142,7 @@ class Sequencer2dStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
-class Sequencer2d(nn.Module):
+class Sequencer2d(ImageBackbone):
     """Sequencer2D: patch embedding, four :class:`Sequencer2dStage`, LayerNorm, average pooling, head.
 
     Example:
@@ -168,6 +168,7 @@ class Sequencer2d(nn.Module):
         drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         lengths = {len(layers), len(patch_sizes), len(embed_dims), len(hidden_sizes), len(mlp_ratios)}
         if len(lengths) != 1:
             raise ValueError(

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from .._validate import check_int
 from ._mobile_common import check_probability
-from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 
 __all__ = ["shift_channels", "ConvMlp", "ShiftViTBlock", "PatchMerging", "PatchEmbed", "ShiftViT", "shiftvit_tiny"]
@@ -158,7 +158,7 @@ class ShiftViTStage(nn.Module):
         return self.downsample(self.blocks(x))
 
 
-class ShiftViT(nn.Module):
+class ShiftViT(ImageBackbone):
     """Shift-ViT (Wang et al., AAAI 2022).
 
     Example:
@@ -175,6 +175,7 @@ class ShiftViT(nn.Module):
                  n_div: int = 12, num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.2,
                  patch_size: int = 4) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_int("embed_dim", embed_dim)

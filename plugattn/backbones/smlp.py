@@ -12,7 +12,8 @@ layout as the official code (github.com/microsoft/SPACH, ``models/smlp.py``, ``s
   by all rows and channels, ``X_H`` = a Linear along the height shared by all columns and channels, and
   ``out = Fuse(concat(X, X_W, X_H))`` with ``Fuse`` a 1x1 convolution 3C -> C (no bias). Channel mixing
   = LayerNorm -> Linear C -> alpha*C -> GELU -> Linear alpha*C -> C, with alpha = 3;
-* sMLPNet-T: layers (2, 8, 14, 2), C = 80, alpha = 3, stochastic depth 0 (the official factory);
+* sMLPNet-T: layers (2, 8, 14, 2), C = 80, alpha = 3, stochastic depth 0 (the official ``smlpnet_tiny``
+  hard-codes ``dp_rate=0.0``; ``main.py``'s ``--drop-path`` reaches it only as an unused keyword);
   a final BatchNorm, mean over positions, linear head.
 
 Fixed input size: the axial Linears of a stage are N x N for an N x N grid (56, 28, 14, 7 at 224), so the
@@ -46,11 +47,10 @@ import torch.fx
 import torch.nn as nn
 
 from .._validate import check_int
-from .layers import DropPath, check_input_size, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import Mlp, check_rate
 
-torch.fx.wrap("check_input_size")  # the size check runs at run time in traced models
 
 __all__ = ["DWConvBlock", "SparseMLP", "SMLPBlock", "SMLPNet", "smlpnet_tiny"]
 
@@ -142,7 +142,7 @@ class SMLPStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
-class SMLPNet(nn.Module):
+class SMLPNet(ImageBackbone):
     """sMLPNet: four stages (patch partition then patch merging), final BatchNorm, mean over positions,
     linear head. Defined for ``img_size`` x ``img_size`` inputs only.
 
@@ -168,6 +168,7 @@ class SMLPNet(nn.Module):
         drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         for name, value in (("in_chans", in_chans), ("img_size", img_size), ("patch_size", patch_size),
                             ("dim", dim)):
@@ -187,7 +188,7 @@ class SMLPNet(nn.Module):
             )
         self.num_classes = num_classes
         self.default_input_size = img_size
-        self.input_hw = (img_size, img_size)
+        self.input_hw = (img_size, img_size)  # the only size taken: ImageBackbone's input check enforces it
         widths = [dim * 2 ** i for i in range(len(layers))]
         self.num_features = widths[-1]
 
@@ -205,7 +206,6 @@ class SMLPNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, img_size, img_size) -> the batch-normalised final map (B, 8C, img_size/32, img_size/32)."""
-        x = check_input_size(x, self.input_hw, type(self).__name__)
         return self.norm(self.stages(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

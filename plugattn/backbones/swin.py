@@ -49,12 +49,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._validate import check_int
-from ..kernels.window_attention import window_attention
-from .layers import DropPath, init_trunc_normal_, linear_drop_path_rates
+from ..kernels.window_attention_kernel import window_attention
+from .layers import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import check_rate
-
-torch.fx.wrap("window_attention")
 
 __all__ = ["PatchEmbed", "WindowMSA", "SwinMlp", "SwinTransformerBlock", "PatchMerging", "SwinStage",
            "SwinTransformer", "swin_tiny"]
@@ -104,12 +102,10 @@ class WindowMSA(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))  # (B, H, W, 3, heads, d)
-        attended = window_attention(
-            qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :], self.relative_position_bias_table,
-            self.window_size, self.shift_size, self.scale,
-        )  # (B, H, W, heads, d)
-        return self.proj(attended.flatten(-2))  # (B, H, W, dim)
+        qkv = self.qkv(x)  # (B, H, W, 3·dim), channels (3, heads, d) as timm's
+        attended = window_attention(qkv, self.relative_position_bias_table, self.window_size, self.shift_size,
+                                    self.scale)  # (B, H, W, dim); one FX node
+        return self.proj(attended)  # (B, H, W, dim)
 
 
 class SwinMlp(nn.Module):
@@ -189,7 +185,7 @@ class SwinStage(nn.Module):
         return self.blocks(self.downsample(x))
 
 
-class SwinTransformer(nn.Module):
+class SwinTransformer(ImageBackbone):
     """Swin Transformer (Liu et al., ICCV 2021); defaults are Swin-T. See the module docstring.
 
     Example:
@@ -204,6 +200,7 @@ class SwinTransformer(nn.Module):
                  embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2), num_heads: Sequence[int] = (3, 6, 12, 24),
                  window_size: int = 7, mlp_ratio: float = 4.0, drop_path_rate: float = 0.2) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         check_int("in_chans", in_chans)
         check_int("img_size", img_size)

@@ -50,13 +50,12 @@ from einops import rearrange
 
 from .._validate import check_int
 from .convnext import LayerNorm2d
-from .layers import DropPath, check_input_size, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 from .vit import Mlp, check_rate
 
 # einops cannot see FX proxies and the size check must run at run time: both are recorded as single calls
 torch.fx.wrap("rearrange")
-torch.fx.wrap("check_input_size")
 
 __all__ = ["reweight_branches", "WeightedPermuteMLP", "PermutatorBlock", "VisionPermutator", "vip_s7"]
 
@@ -138,7 +137,7 @@ class PermutatorBlock(nn.Module):
         return x.permute(0, 3, 1, 2)  # -> (B, C, H, W)
 
 
-class VisionPermutator(nn.Module):
+class VisionPermutator(ImageBackbone):
     """Hierarchical MLP network of ViP (also the skeleton of CycleMLP and DynaMixer): patch embedding,
     stages of blocks separated by strided convolutions where ``transitions`` says so, per-pixel
     LayerNorm, mean over positions, linear head.
@@ -175,6 +174,7 @@ class VisionPermutator(nn.Module):
         qkv_bias: bool = False,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("num_classes", num_classes, minimum=0)
         for name, value in (("in_chans", in_chans), ("img_size", img_size), ("patch_size", patch_size)):
             check_int(name, value)
@@ -191,7 +191,9 @@ class VisionPermutator(nn.Module):
         self.num_classes = num_classes
         self.num_features = embed_dims[-1]
         self.default_input_size = img_size
-        self.input_hw = (img_size, img_size)
+        self.img_size = img_size
+        # the only size taken (ImageBackbone's input check enforces it); None: any size (CycleMLP)
+        self.input_hw = (img_size, img_size) if self.fixed_input else None
         self.qkv_bias = qkv_bias
         self.grids = self.stage_grids(img_size, patch_size, transitions)
 
@@ -240,15 +242,13 @@ class VisionPermutator(nn.Module):
         if dim % grid:
             raise ValueError(
                 f"Permute-MLP needs the grid side to divide the channels: stage {stage + 1} has a {grid} x {grid} "
-                f"grid and {dim} channels (img_size={self.input_hw[0]}); choose another img_size"
+                f"grid and {dim} channels (img_size={self.img_size}); choose another img_size"
             )
         mixer = WeightedPermuteMLP(dim, segment_dim=grid, qkv_bias=self.qkv_bias)
         return PermutatorBlock(dim, mixer, mlp_ratio, drop_path)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) -> the normalised final map (B, C, H / 14, W / 14) (ViP-S/7)."""
-        if self.fixed_input:
-            x = check_input_size(x, self.input_hw, type(self).__name__)
         x = self.patch_embed(x)  # (B, in_chans, H, W) -> (B, C, H/7, W/7)
         for layer in self.network:
             x = layer(x)
@@ -284,7 +284,8 @@ _register = partial(register_backbone, family="mlp", paper=_PAPER, venue="TPAMI"
 @_register("vip_s7", aliases=("vip_small_7",), params=25_114_984)
 def vip_s7(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VisionPermutator:
     """ViP-Small/7: layers (4, 3, 8, 3), widths (192, 384, 384, 384), segments (32, 16, 16, 16), MLP ratio 3,
-    a 2x downsampling after stage 1; 224 x 224 inputs (paper: 25M parameters; measured 25,114,984).
+    a 2x downsampling after stage 1; 224 x 224 inputs (paper: 25M parameters; measured 25,114,984);
+    stochastic depth 0.1, as the official README trains ``vip_s7`` (``--drop-path 0.1``).
 
     Example:
         >>> vip_s7().network[0][0].attn.segment_dim
@@ -294,4 +295,5 @@ def vip_s7(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VisionP
     kwargs.setdefault("embed_dims", (192, 384, 384, 384))
     kwargs.setdefault("transitions", (True, False, False, False))
     kwargs.setdefault("mlp_ratios", (3, 3, 3, 3))
+    kwargs.setdefault("drop_path_rate", 0.1)  # the official README's ViP-S/7 training command: --drop-path 0.1
     return VisionPermutator(num_classes=num_classes, in_chans=in_chans, patch_size=7, **kwargs)

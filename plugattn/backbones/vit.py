@@ -46,7 +46,7 @@ from einops import rearrange
 
 from .._validate import check_int
 from ._mobile_common import check_probability
-from .layers import DropPath, get_act, init_trunc_normal_, linear_drop_path_rates
+from .layers import DropPath, ImageBackbone, get_act, init_trunc_normal_, linear_drop_path_rates
 from .registry import register_backbone
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call so the models stay traceable
@@ -198,7 +198,7 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid: Tuple[int, int], height: int
 torch.fx.wrap("resize_pos_embed")
 
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(ImageBackbone):
     """ViT: patch embedding, class token first, learned position embeddings, ``depth`` pre-norm blocks,
     final LayerNorm, linear head on the class token.
 
@@ -230,6 +230,7 @@ class VisionTransformer(nn.Module):
         attn_layer: Optional[Callable[..., nn.Module]] = None,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         for name, value in (("img_size", img_size), ("patch_size", patch_size), ("in_chans", in_chans),
                             ("depth", depth)):
             check_int(name, value)

@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from .._validate import check_choice
 
-SOURCES = ("torchvision", "timm")
+SOURCES = ("torchvision", "timm", "official")  # "official": the paper authors' released code / checkpoint
 
 
 def remap_keys(state_dict: Mapping[str, torch.Tensor], rules: Iterable[Tuple[str, str]]) -> Dict[str, torch.Tensor]:
@@ -63,7 +63,8 @@ def _list(keys: List[str], limit: int = 20) -> str:
 
 
 def load_external_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> nn.Module:
-    """Load a torchvision or timm ``state_dict`` of the same architecture into ``model`` (in place).
+    """Load a torchvision, timm or (``"official"``) the paper authors' ``state_dict`` of the same
+    architecture into ``model`` (in place).
 
     Raises ``ValueError`` listing every missing, unexpected or mis-shaped key.
 

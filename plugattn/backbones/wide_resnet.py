@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_int
-from .layers import init_kaiming_fan_out_
+from .layers import ImageBackbone, init_kaiming_fan_out_
 from .registry import register_backbone
 
 __all__ = ["WideBasicBlock", "WideResNet", "wide_resnet28_10"]
@@ -59,7 +59,7 @@ class WideBasicBlock(nn.Module):
         return out + shortcut
 
 
-class WideResNet(nn.Module):
+class WideResNet(ImageBackbone):
     """WRN-``depth``-``widen_factor`` for 32x32 input.
 
     Init as the authors' code: Kaiming-normal convs (fan_out, ReLU), BN scale 1 / shift 0, zero
@@ -82,6 +82,7 @@ class WideResNet(nn.Module):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("depth", depth, minimum=10)
         if (depth - 4) % 6 != 0:
             raise ValueError(f"depth must be 6n + 4 (10, 16, 22, 28, 40, ...), got {depth!r}")

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .._validate import check_int
-from .layers import DropPath, init_trunc_normal_
+from .layers import DropPath, ImageBackbone, init_trunc_normal_
 from .registry import register_backbone
 from .vit import Mlp, check_heads, check_rate
 
@@ -252,7 +252,7 @@ class ClassAttentionBlock(nn.Module):
         return x + torch.cat([cls_token, x[:, 1:]], dim=1)
 
 
-class XCiT(nn.Module):
+class XCiT(ImageBackbone):
     """XCiT: conv patch embedding, Fourier position encoding, XCiT layers, class-attention layers.
 
     Example:
@@ -280,6 +280,7 @@ class XCiT(nn.Module):
         tokens_norm: bool = True,
     ) -> None:
         super().__init__()
+        self.in_chans = in_chans
         check_int("in_chans", in_chans)
         check_int("num_classes", num_classes, minimum=0)
         check_int("depth", depth)

@@ -46,27 +46,33 @@ def make_row(
     }
 
 
-def format_table(rows: Iterable[Row]) -> str:
-    """Rows as a Markdown table, speed-ups side by side.
+def format_table(rows: Iterable[Row], bandwidth: bool = True) -> str:
+    """Rows as a Markdown table, speed-ups side by side; ``bandwidth=False`` (CPU runs) leaves out the
+    GB/s columns, which only mean something on a GPU.
 
     Example:
         >>> row = make_row("simam", "fp32", (1, 4, 4, 4), "fwd", 2.0, None, 1.0, "torch", 512, 1.0)
         >>> format_table([row]).splitlines()[2].split(" | ")[:4]
         ['| simam', 'fp32', '1×4×4×4', 'fwd']
+        >>> format_table([row], bandwidth=False).splitlines()[0].endswith("× compile |")
+        True
     """
     def fmt(value: object, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    lines = [
-        "| op | dtype | shape | pass | eager ms | compile ms | plugattn ms | backend | × eager | × compile "
-        "| GB/s (floor) | copy GB/s | % of copy |",
-        "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
-    ]
+    header = "| op | dtype | shape | pass | eager ms | compile ms | plugattn ms | backend | × eager | × compile |"
+    rule = "|---|---|---|---|---:|---:|---:|---|---:|---:|"
+    if bandwidth:
+        header += " GB/s (floor) | copy GB/s | % of copy |"
+        rule += "---:|---:|---:|"
+    lines = [header, rule]
     for r in rows:
-        lines.append(
+        line = (
             f"| {r['op']} | {r['dtype']} | {'×'.join(map(str, r['shape']))} | {r['pass']} | {fmt(r['eager_ms'], '.3f')} | "
             f"{fmt(r['compile_ms'], '.3f')} | {fmt(r['plugattn_ms'], '.3f')} | {r['backend']} | {fmt(r['vs_eager'], '.2f')} | "
-            f"{fmt(r['vs_compile'], '.2f')} | {fmt(r['floor_GBps'], '.0f')} | {fmt(r['copy_GBps'], '.0f')} | "
-            f"{fmt(r['pct_of_copy'], '.0f')} |"
+            f"{fmt(r['vs_compile'], '.2f')} |"
         )
+        if bandwidth:
+            line += f" {fmt(r['floor_GBps'], '.0f')} | {fmt(r['copy_GBps'], '.0f')} | {fmt(r['pct_of_copy'], '.0f')} |"
+        lines.append(line)
     return "\n".join(lines)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ..kernels.dispatch import resolve_backend, use_backend
-from ..kernels.window_attention import (
+from ..kernels.window_attention_kernel import (
     relative_position_index,
     shifted_window_mask,
     triton_unsupported_reason,
@@ -75,17 +75,18 @@ BACKWARD_FLOOR = 7
 
 
 def sdpa_window_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor, window_size: int, shift_size: int,
-    scale: Optional[float] = None,
+    qkv: torch.Tensor, table: torch.Tensor, window_size: int, shift_size: int, scale: Optional[float] = None,
 ) -> torch.Tensor:
     """(b): partition/shift in PyTorch, bias + shift mask as one additive mask, SDPA (memory-efficient).
 
     Example:
-        >>> q = torch.randn(1, 7, 7, 2, 8)
-        >>> sdpa_window_attention(q, q, q, torch.zeros(169, 2), 7, 3).shape
-        torch.Size([1, 7, 7, 2, 8])
+        >>> qkv = torch.randn(1, 7, 7, 3 * 16)
+        >>> sdpa_window_attention(qkv, torch.zeros(169, 2), 7, 3).shape
+        torch.Size([1, 7, 7, 16])
     """
-    b, h, w, heads, d = q.shape
+    b, h, w, _ = qkv.shape
+    heads = table.shape[1]
+    q, k, v = qkv.unflatten(-1, (3, heads, -1)).unbind(3)  # each (B, H, W, heads, d)
     m = window_size
     pad_h, pad_w = (-h) % m, (-w) % m
 
@@ -109,7 +110,7 @@ def sdpa_window_attention(
                     nh=(h + pad_h) // m, m1=m, m2=m)[:, :h, :w]
     if shift_size:
         out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
-    return out
+    return out.flatten(-2)  # (B, H, W, C)
 
 
 def _sdpa_memory_efficient(*args) -> torch.Tensor:
@@ -128,7 +129,7 @@ _COMPILED: Dict[str, Callable] = {}
 
 
 def make_impl(name: str) -> Callable[..., torch.Tensor]:
-    """The callable ``(q, k, v, table, window, shift) -> out`` named ``name`` (one of :data:`IMPLS`).
+    """The callable ``(qkv, table, window, shift) -> out`` named ``name`` (one of :data:`IMPLS`).
 
     Example:
         >>> make_impl("eager") is window_attention_reference
@@ -149,8 +150,8 @@ def make_impl(name: str) -> Callable[..., torch.Tensor]:
 
 def _inputs(batch: int, height: int, width: int, channels: int, heads: int, dtype: torch.dtype,
             device: torch.device, grad: bool, window: int = WINDOW) -> Tuple[torch.Tensor, torch.Tensor]:
-    """qkv (B, H, W, 3, heads, d) as a Swin block's projection gives it, and the bias table."""
-    qkv = torch.randn(batch, height, width, 3, heads, channels // heads, device=device, dtype=dtype, requires_grad=grad)
+    """qkv (B, H, W, 3C) as a Swin block's projection gives it, and the bias table."""
+    qkv = torch.randn(batch, height, width, 3 * channels, device=device, dtype=dtype, requires_grad=grad)
     table = (0.02 * torch.randn((2 * window - 1) ** 2, heads, device=device, dtype=dtype)).requires_grad_(grad)
     return qkv, table
 
@@ -162,17 +163,16 @@ def bench_op(impl: str, stage: Stage, batch: int, dtype_name: str, mode: str,
     fn = make_impl(impl)
     qkv, table = _inputs(batch, side, side, channels, heads, DTYPES[dtype_name], device, grad=mode == "fwd+bwd",
                          window=window)
-    q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
     if mode == "fwd":
         def step():
             with torch.no_grad():
-                return fn(q, k, v, table, window, shift)
+                return fn(qkv, table, window, shift)
     else:
-        grad_out = torch.randn(q.shape, device=device, dtype=q.dtype)
+        grad_out = torch.randn(qkv.shape[:3] + (channels,), device=device, dtype=qkv.dtype)
 
         def step():
             qkv.grad = table.grad = None
-            fn(q, k, v, table, window, shift).backward(grad_out)
+            fn(qkv, table, window, shift).backward(grad_out)
     return wall_median_ms(step, device, warmup, reps)
 
 
@@ -300,10 +300,10 @@ def check_cases(ops: Sequence[str], dtypes: Sequence[str], shapes: Sequence[Tupl
                              f"{'x'.join(map(str, shape))}")
 
 
-def _plugattn_backend(q: torch.Tensor) -> str:
-    """What :func:`window_attention` runs for ``q`` under the process default backend."""
-    backend = resolve_backend(q, None, "window_attention")
-    if backend == "triton" and triton_unsupported_reason(WINDOW, q.shape[-1]) is not None:
+def _plugattn_backend(qkv: torch.Tensor, heads: int) -> str:
+    """What :func:`window_attention` runs for ``qkv`` under the process default backend."""
+    backend = resolve_backend(qkv, None, "window_attention")
+    if backend == "triton" and triton_unsupported_reason(WINDOW, qkv.shape[-1] // (3 * heads)) is not None:
         return "torch"
     return backend
 
@@ -333,12 +333,11 @@ def iter_benchmarks(
             heads = channels // HEAD_DIM
             shift = WINDOW // 2 if max(height, width) > WINDOW else 0
             qkv, table = _inputs(batch, height, width, channels, heads, DTYPES[dtype_name], dev, grad=True)
-            q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
-            args = [q, k, v, table, WINDOW, shift]
-            grad = torch.randn(q.shape, device=dev, dtype=q.dtype)
+            args = [qkv, table, WINDOW, shift]
+            grad = torch.randn(qkv.shape[:3] + (channels,), device=dev, dtype=qkv.dtype)
             differentiable = [qkv, table]
-            tensor_bytes = q.numel() * q.element_size()
-            copy_bandwidth = copy_gbps(q.contiguous(), device, quick)
+            tensor_bytes = grad.numel() * grad.element_size()
+            copy_bandwidth = copy_gbps(grad, device, quick)
             compiled = make_impl("compile") if compile else None
             for pass_name in passes:
                 eager_ms = median_ms(timed_pass(window_attention_reference, args, grad, differentiable, pass_name), device, quick)
@@ -349,5 +348,5 @@ def iter_benchmarks(
                 floor = FORWARD_FLOOR + (BACKWARD_FLOOR if pass_name == "fwd+bwd" else 0)
                 yield make_row(
                     "window", dtype_name, (batch, height, width, channels), pass_name, eager_ms, compile_ms, ours_ms,
-                    _plugattn_backend(q), floor * tensor_bytes, copy_bandwidth,
+                    _plugattn_backend(qkv, heads), floor * tensor_bytes, copy_bandwidth,
                 )

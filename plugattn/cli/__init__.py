@@ -6,26 +6,49 @@ starting with ``error:`` and exit with status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from typing import List, Optional
+from typing import Iterable, List, Optional
 
-from . import bench_cmd, inject_cmd, list_cmd
-from .models import MissingDependency
+from .errors import USER_ERRORS
 
-USER_ERRORS = (ValueError, MissingDependency, FileNotFoundError)
+# command -> (module defining add_parser(subparsers) and run, one-line help). A command's module (and
+# with it torch) is imported only when that command runs or its own --help is asked for, so
+# `plugattn --help` starts in well under a second; tests/cli check these lines equal the modules' own.
+COMMANDS = {
+    "list": ("list_cmd", "list attention modules or backbones"),
+    "inject": ("inject_cmd", "inject attention into a model and report sites, cost and speed"),
+    "bench": ("bench_cmd", "benchmark the fused kernels against eager PyTorch and torch.compile"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(load: Optional[Iterable[str]] = None) -> argparse.ArgumentParser:
+    """The ``plugattn`` parser; ``load`` names the commands whose full parsers are built (all by default,
+    the others get their one-line help only).
+
+    Example:
+        >>> build_parser(load=[]).parse_args(["list"]).command
+        'list'
+    """
+    load = set(COMMANDS if load is None else load)
     parser = argparse.ArgumentParser(
         prog="plugattn",
         description="Plug attention modules into vision backbones; list, inject and benchmark.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    list_cmd.add_parser(subparsers)
-    inject_cmd.add_parser(subparsers)
-    bench_cmd.add_parser(subparsers)
+    for name, (module, help_line) in COMMANDS.items():
+        if name in load:
+            importlib.import_module(f"{__name__}.{module}").add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_line)
     return parser
+
+
+def _command_in(argv: List[str]) -> List[str]:
+    """The command named in ``argv`` (the first argument not starting with '-'), as a list of 0 or 1."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return [first] if first in COMMANDS else []
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -35,7 +58,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         >>> main(["list", "attention"])  # doctest: +SKIP
         0
     """
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(load=_command_in(argv)).parse_args(argv)
     try:
         return args.run(args)
     except USER_ERRORS as error:

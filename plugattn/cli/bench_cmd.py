@@ -18,7 +18,7 @@ import torch
 from ..benchmark.results import COLUMNS, format_table as markdown_table
 from ..benchmark.timing import PASSES
 from .chart import INSTALL_HINT, draw_speedups
-from .models import MissingDependency
+from .errors import MissingDependency
 from .progress import progress
 from .table import format_table
 
@@ -33,6 +33,10 @@ RUNNERS: Dict[str, str] = {
 DTYPE_NAMES = ("bf16", "fp16", "fp32")
 CPU_NOTE = ("note: on CPU the plugattn column is the PyTorch reference (the Triton kernels need CUDA), "
             "so these times only show that the benchmark runs; bandwidth (GB/s, % of copy) is meaningful on GPU only")
+
+
+CPU_CHART_NOTE = ("CPU run: the plugattn bars time the PyTorch reference (the Triton kernels need CUDA);\n"
+                  "they show that the benchmark runs, not how fast the kernels are")
 
 
 def _load_runner(op: str) -> Optional[ModuleType]:
@@ -61,16 +65,48 @@ def parse_shape(text: str, layout: str = "NxCxHxW") -> Tuple[int, ...]:
     return shape
 
 
-def _shapes_for(runner: ModuleType, specs: Sequence[str]) -> List[Tuple[int, ...]]:
+# how an explicit --shapes size is read for each op (the runner's SHAPE_LAYOUT, spelled out for --help)
+SHAPE_CONVENTIONS = {
+    "simam": "NxCxHxW", "eca": "NxCxHxW", "se": "NxCxHxW",
+    "window": "BxHxWxC (channels last: Swin's token layout)",
+}
+SHAPES_HELP = ("'quick' (tiny), 'full' (ResNet-50 / Swin-T stages) or explicit sizes, read per op: "
+               + ", ".join(f"{op} {layout}" for op, layout in SHAPE_CONVENTIONS.items())
+               + ". OP=SIZE gives one op its own sizes, e.g. --shapes eca=2x64x56x56 window=2x56x56x96 "
+               "(default: full on GPU, quick on CPU)")
+
+
+def _shapes_for(runner: ModuleType, op: str, specs: Sequence[str]) -> List[Tuple[int, ...]]:
+    """The shapes ``op`` runs: 'quick', 'full', explicit sizes in the runner's layout, and OP=SIZE for ``op``."""
     shapes: List[Tuple[int, ...]] = []
     for spec in specs:
+        target, sep, size = spec.partition("=")
+        if sep:
+            if target not in RUNNERS:
+                raise ValueError(f"--shapes {spec!r}: {target!r} is not an op; use one of {', '.join(RUNNERS)}")
+            if target != op:
+                continue
+            spec = size
         if spec == "quick":
             shapes += list(runner.QUICK_SHAPES)
         elif spec == "full":
             shapes += list(runner.FULL_SHAPES)
         else:
-            shapes.append(parse_shape(spec, runner.SHAPE_LAYOUT))
+            try:
+                shapes.append(parse_shape(spec, runner.SHAPE_LAYOUT))
+            except ValueError as error:
+                raise ValueError(f"{error} for --op {op}, which reads sizes as {runner.SHAPE_LAYOUT}") from None
     return shapes
+
+
+def _check_op(runner: ModuleType, op: str, dtypes: Sequence[str], shapes: Sequence[Tuple[int, ...]],
+              passes: Sequence[str]) -> None:
+    """The runner's own argument check, its error naming the op and how it reads --shapes sizes."""
+    try:
+        runner.check_cases([op], dtypes, shapes, passes)
+    except ValueError as error:
+        raise ValueError(f"--op {op}: {error} (it reads --shapes sizes as {runner.SHAPE_LAYOUT}; give it its "
+                         f"own with --shapes {op}=SIZE)") from None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -87,9 +123,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="default: cuda when a GPU is visible")
     parser.add_argument("--pass", dest="passes", nargs="+", choices=PASSES, default=list(PASSES),
                         help="forward only and/or forward+backward (default: both)")
-    parser.add_argument("--shapes", nargs="+", metavar="SHAPE",
-                        help="'quick' (tiny), 'full' (ResNet-50 / Swin-T stages) or explicit NxCxHxW "
-                        "(default: full on GPU, quick on CPU)")
+    parser.add_argument("--shapes", nargs="+", metavar="SHAPE", help=SHAPES_HELP)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="also time torch.compile of the reference (default: on GPU only)")
     parser.add_argument("--out", default="plugattn-bench", metavar="DIR",
@@ -136,6 +170,14 @@ def device_description(device: str) -> str:
     return f"cpu, torch {torch.__version__}"
 
 
+def _launch_plans(plans: Sequence[tuple], dtypes: Sequence[str], on_gpu: bool) -> str:
+    """The Triton launches each timed op makes (this GPU's plan, or an H100's on CPU)."""
+    from ..benchmark.plans import format_plans
+
+    device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else "h100"
+    return "\n".join(format_plans(runner_ops, shapes, dtypes, device) for _, runner_ops, shapes in plans)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda but no GPU is visible; use --device cpu for a (tiny) CPU run")
@@ -146,19 +188,25 @@ def run(args: argparse.Namespace) -> int:
     use_compile = on_gpu if args.compile is None else args.compile
     quick = not on_gpu and args.shapes is None
 
-    plans = []  # (runner, its ops, shapes)
-    for module_name in dict.fromkeys(RUNNERS[op] for op in ops):
-        runner_ops = [op for op in ops if RUNNERS[op] == module_name]
-        runner = _load_runner(runner_ops[0])
+    plans = []  # (runner, ops, shapes): each op its own shapes, in its own layout
+    for op in ops:
+        runner = _load_runner(op)
         if runner is None:
             if "all" in args.op:
                 continue
-            available = [op for op in RUNNERS if _load_runner(op) is not None]
-            raise ValueError(f"the {runner_ops[0]!r} benchmark is not part of this plugattn install; "
+            available = [name for name in RUNNERS if _load_runner(name) is not None]
+            raise ValueError(f"the {op!r} benchmark is not part of this plugattn install; "
                              f"choose --op from {', '.join(available)}")
-        shapes = _shapes_for(runner, shape_specs)
-        runner.check_cases(runner_ops, dtypes, shapes, args.passes)  # fail before the progress bar starts
-        plans.append((runner, runner_ops, shapes))
+        shapes = _shapes_for(runner, op, shape_specs)
+        if not shapes:
+            continue  # only other ops were given sizes (OP=SIZE)
+        _check_op(runner, op, dtypes, shapes, args.passes)  # fail before the progress bar starts
+        if plans and plans[-1][0] is runner and plans[-1][2] == shapes:
+            plans[-1][1].append(op)  # same runner, same shapes: one plan, rows ordered as the runner does
+        else:
+            plans.append((runner, [op], shapes))
+    if not plans:
+        raise ValueError(f"--shapes {' '.join(shape_specs)} gives no op of --op {' '.join(args.op)} a size")
     total = sum(r.count_cases(o, dtypes, s, args.passes) for r, o, s in plans)
 
     def all_rows():
@@ -171,15 +219,19 @@ def run(args: argparse.Namespace) -> int:
     print(_text_table(rows, on_gpu))
     if not on_gpu:
         print(CPU_NOTE)
+    plan_text = _launch_plans(plans, dtypes, on_gpu)
+    print(plan_text)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "results.csv")
     notes = "" if on_gpu else f"\n\n{CPU_NOTE}"
-    (out / "results.md").write_text(f"{description}\n\n{markdown_table(rows)}{notes}\n", encoding="utf-8")
+    (out / "results.md").write_text(f"{description}\n\n{markdown_table(rows, bandwidth=on_gpu)}{notes}\n\n```\n{plan_text}\n```\n",
+                                    encoding="utf-8")
     written = [out / "results.csv", out / "results.md"]
     try:
-        written.append(draw_speedups(rows, out / "speedups.png", f"plugattn speed-ups - {description}"))
+        caveat = None if on_gpu else CPU_CHART_NOTE
+        written.append(draw_speedups(rows, out / "speedups.png", f"plugattn speed-ups - {description}", caveat))
     except MissingDependency:
         print(f"no chart: matplotlib is not installed; install it with: {INSTALL_HINT}")
     print("wrote " + ", ".join(str(p) for p in written))

@@ -1,13 +1,14 @@
 """`plugattn inject MODEL ATTENTION --after SELECTOR`: inject, report, run forward + backward, time.
 
 Prints the sites, the parameter and multiply-add totals before and after with the overhead, the
-injection path (FX graph rewrite or forward-hook fallback), then runs a training-mode forward and
+way the attention is attached (plugattn forward hooks at module boundaries), then runs a training-mode forward and
 backward pass on the example input (output shape, gradients, the kernel backend of every attention
 module) and times inference forward passes of both models.
 """
 from __future__ import annotations
 
 import argparse
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -132,11 +133,12 @@ def sites_table(report: InjectionReport) -> str:
             "channels": s.channels,
             "module": s.site_class,
             "attention": f"{s.attention} ({s.attention_class})",
+            "attached": s.attached + (" (B, H, W, C)" if s.channels_last else ""),
             "params added": f"{s.params:,}",
         }
         for s in report.sites
     ]
-    return format_table(rows, ["site", "position", "channels", "module", "attention", "params added"])
+    return format_table(rows, ["site", "position", "channels", "module", "attention", "attached", "params added"])
 
 
 def totals_table(params: Tuple[int, int], macs: Tuple[int, int]) -> str:
@@ -159,11 +161,10 @@ def totals_table(params: Tuple[int, int], macs: Tuple[int, int]) -> str:
 
 
 def path_line(report: InjectionReport) -> str:
-    """Which injection path was taken, and why when it fell back."""
-    if report.mode == "fx":
-        return "FX graph rewrite (torch.fx symbolic trace; the result is a GraphModule)"
-    reason = f": {report.fallback_reason}" if report.fallback_reason else ""
-    return f"forward hooks (fallback{reason})"
+    """How the attention is attached (the same for every model since the whole-model fx rewrite went)."""
+    skipped = f"; {len(report.skipped)} matched module(s) skipped: {', '.join(s for s, _ in report.skipped)}" if report.skipped else ""
+    return ("forward hooks at module boundaries (the model keeps its class, forward code and hooks; "
+            f"see 'attached' per site){skipped}")
 
 
 def _logits(output: object) -> torch.Tensor:
@@ -178,16 +179,58 @@ def insertion_difference(injected: Injected) -> float:
     return (after - before).abs().max().item()
 
 
-def forward_backward(injected: Injected) -> Tuple[torch.Size, int, int, List[Tuple[str, str, int]]]:
+NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
+
+
+@dataclass
+class GradientCheck:
+    """What the training-mode pass says about the attention parameters' gradients."""
+
+    with_grad: int  # parameter tensors with a finite, nonzero gradient
+    total: int  # attention parameter tensors
+    zero_sites: List[str]  # sites whose attention got no nonzero gradient at all
+    zero_input_sites: List[str]  # those of them whose attention received an all-zero input
+    zero_norms: List[str]  # norm layers with an all-zero weight in those sites' modules
+    sites: int  # sites whose attention has parameters
+
+    def explanation(self) -> Optional[str]:
+        """Why gradients are zero, when the run shows the cause; ``None`` when all are nonzero.
+
+        Example:
+            >>> GradientCheck(0, 2, ["a", "b"], ["a", "b"], ["a.bn3", "b.bn3"], 2).explanation()[:60]
+            'zero at 2 of 2 sites because their input is exactly 0: the m'
+        """
+        if not self.zero_sites:
+            return None
+        count = f"{len(self.zero_sites)} of {self.sites} sites"
+        if self.zero_input_sites == self.zero_sites and self.zero_norms:
+            shown = ", ".join(self.zero_norms[:2]) + (", ..." if len(self.zero_norms) > 2 else "")
+            return (f"zero at {count} because their input is exactly 0: the model zero-initialises the last "
+                    f"norm of each residual branch ({shown}: weight = 0), so at initialisation the branch "
+                    "outputs 0 and an attention module on it gets no gradient. That is how the model is built "
+                    "(as timm's zero_init_last does), not a fault: the gradients flow once training moves that weight")
+        if self.zero_input_sites == self.zero_sites:
+            return f"zero at {count} because their input is exactly 0"
+        return None
+
+
+def forward_backward(injected: Injected) -> Tuple[torch.Size, GradientCheck, List[Tuple[str, str, int]]]:
     """A training-mode forward and backward pass on the example input.
 
-    Returns the output shape, how many attention parameters received a finite, nonzero gradient
-    (of how many), and the (class, backend, count) summary of the attention modules.
+    Returns the output shape, the :class:`GradientCheck` of the attention parameters, and the
+    (class, backend, count) summary of the attention modules.
     """
     model, report = injected.model, injected.report
     attention_modules: Dict[str, nn.Module] = {s.attention: model.get_submodule(s.attention) for s in report.sites}
     # an identity gate's backend is its attention's (a hook there also makes the gate call it)
     recorded = {name: getattr(m, "attention", m) if isinstance(m, IdentityGate) else m for name, m in attention_modules.items()}
+    zero_input: Dict[str, bool] = {}
+    hooks = [
+        module.register_forward_pre_hook(
+            lambda m, args, name=name: zero_input.__setitem__(
+                name, isinstance(args[0], torch.Tensor) and not bool(args[0].detach().any())))
+        for name, module in attention_modules.items()
+    ]
     model.train()
     model.zero_grad(set_to_none=True)
     try:
@@ -198,12 +241,37 @@ def forward_backward(injected: Injected) -> Tuple[torch.Size, int, int, List[Tup
         shape = "×".join(map(str, injected.example.shape))
         raise ValueError(f"training-mode forward + backward on a {shape} input failed ({_first_line(error)}); "
                          "try a larger --input-size or --batch-size 2") from None
-    attention_params = [p for m in attention_modules.values() for p in m.parameters()]
-    with_grad = sum(1 for p in attention_params if p.grad is not None and bool(torch.isfinite(p.grad).all()) and bool(p.grad.any()))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    check = _gradient_check(injected, attention_modules, zero_input)
     model.zero_grad(set_to_none=True)
     model.eval()
     classes = {s.attention: s.attention_class for s in report.sites}
-    return logits.shape, with_grad, len(attention_params), summarize(classes, backends)
+    return logits.shape, check, summarize(classes, backends)
+
+
+def _has_gradient(p: nn.Parameter) -> bool:
+    return p.grad is not None and bool(torch.isfinite(p.grad).all()) and bool(p.grad.any())
+
+
+def _gradient_check(injected: Injected, attention_modules: Dict[str, nn.Module], zero_input: Dict[str, bool]) -> GradientCheck:
+    with_grad = total = 0
+    zero_sites, zero_input_sites, zero_norms = [], [], []
+    for site in injected.report.sites:
+        params = list(attention_modules[site.attention].parameters())
+        flags = [_has_gradient(p) for p in params]
+        with_grad, total = with_grad + sum(flags), total + len(flags)
+        if params and not any(flags):
+            zero_sites.append(site.site)
+            if zero_input.get(site.attention):
+                zero_input_sites.append(site.site)
+                host = injected.model.get_submodule(site.site)
+                zero_norms += [f"{site.site}.{name}" for name, m in host.named_modules()
+                               if isinstance(m, NORMS) and getattr(m, "weight", None) is not None
+                               and not bool(m.weight.detach().any())]
+    sites = sum(1 for s in injected.report.sites if list(attention_modules[s.attention].parameters()))
+    return GradientCheck(with_grad, total, zero_sites, zero_input_sites, zero_norms, sites)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -280,11 +348,14 @@ def run(args: argparse.Namespace) -> int:
     print(totals_table(params, macs))
     print(f"({MAC_COUNTING_NOTE})")
 
-    out_shape, with_grad, n_attention_params, backends = forward_backward(injected)
+    out_shape, gradients, backends = forward_backward(injected)
     print(f"\nforward + backward (train mode, {injected.example.device}):")
     print(f"  output shape: {tuple(out_shape)}")
-    if n_attention_params:
-        print(f"  attention parameter tensors with a finite nonzero gradient: {with_grad}/{n_attention_params}")
+    if gradients.total:
+        print(f"  attention parameter tensors with a finite nonzero gradient: {gradients.with_grad}/{gradients.total}")
+        explanation = gradients.explanation()
+        if explanation:
+            print(textwrap.fill(f"({explanation})", width=100, initial_indent="  ", subsequent_indent="   "))
         if any(s.init == "identity" for s in report.sites):
             print("  (init identity: before the first optimizer step only the gates, and the zero-initialised last layers "
                   "of modules that start as the identity, have a gradient; every parameter has one after one step)")

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from ..attention import ECALayer, SELayer, SimAM, WindowAttention2d
 from ..kernels.dispatch import resolve_backend
-from ..kernels.window_attention import triton_unsupported_reason
+from ..kernels.window_attention_kernel import triton_unsupported_reason
 
 # Module class -> the kernel op it dispatches (the ``op`` name resolve_backend reports errors with).
 KERNEL_OPS: Dict[Type[nn.Module], str] = {

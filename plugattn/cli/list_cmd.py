@@ -1,4 +1,9 @@
-"""`plugattn list`: the attention modules and backbones, with paper and parameter count."""
+"""`plugattn list`: the attention modules and backbones, with paper, parameter count and (backbones)
+multiply-adds.
+
+Backbone figures are read from :mod:`plugattn.backbones.measured` (precomputed, checked by the tests), so
+listing builds no model. The registries are imported when the command runs, not when the parser is built.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +12,6 @@ from typing import Dict, List, Optional
 import torch
 
 from ..attention.registry import ATTENTION
-from ..backbones.registry import BACKBONES, list_backbones
 from .table import format_table, human_count
 
 ATTENTION_CHANNELS = 64
@@ -35,6 +39,8 @@ def attention_rows() -> List[Dict[str, object]]:
         >>> any(r["name"] == "eca" for r in attention_rows())
         True
     """
+    from ..attention.registry import ATTENTION
+
     rows = []
     for entry in ATTENTION.entries():
         module = entry.factory(ATTENTION_CHANNELS)
@@ -50,26 +56,28 @@ def attention_rows() -> List[Dict[str, object]]:
 
 
 def backbone_rows(family: Optional[str] = None) -> List[Dict[str, object]]:
-    """One row per backbone: name, family, class, paper, total parameters.
-
-    Models are built on the ``meta`` device, so counting allocates no memory.
+    """One row per backbone: name, family, class, paper, total parameters, GMACs at its default input
+    size (one 3-channel image), from the precomputed :data:`plugattn.backbones.measured.MEASURED`.
 
     Example:
-        >>> rows = backbone_rows("cnn")  # doctest: +SKIP
+        >>> [row["gmacs"] for row in backbone_rows("cnn") if row["name"] == "resnet50"]
+        ['4.09 @224']
     """
+    from ..backbones.measured import MEASURED, measure
+    from ..backbones.registry import BACKBONES, list_backbones  # here: `plugattn list attention` needs no backbone
+
     rows = []
     for name in list_backbones(family):
         entry = BACKBONES.get(name)
-        with torch.device("meta"):
-            model = entry.factory()
-        params = sum(p.numel() for p in model.parameters())
+        measured = MEASURED.get(name) or measure(name)  # a model registered outside plugattn: build it
         rows.append(
             {
                 "name": name,
                 "family": entry.info.get("family", ""),
-                "class": type(model).__name__,
+                "class": measured.model_class,
                 "paper": _paper(entry.info),
-                "params": human_count(params),
+                "params": human_count(measured.params),
+                "gmacs": f"{measured.macs / 1e9:.2f} @{measured.input_size}",
             }
         )
     return rows
@@ -88,5 +96,5 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--family applies to 'plugattn list backbones', not to attention")
         print(format_table(attention_rows(), ["name", "class", "paper", "params@64"]))
     else:
-        print(format_table(backbone_rows(args.family), ["name", "family", "class", "paper", "params"]))
+        print(format_table(backbone_rows(args.family), ["name", "family", "class", "paper", "params", "gmacs"]))
     return 0

@@ -1,10 +1,8 @@
 """Model measurements for ``plugattn inject``: parameters, multiply-adds, forward time.
 
-Multiply-adds come from PyTorch's own ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2).
-It counts the ops it has formulas for - convolutions (and their transposes), matrix multiplies
-(``mm``, ``addmm``, ``bmm``, ``baddbmm``) and scaled-dot-product attention - and nothing else:
-elementwise ops, pooling, normalisation, activations and gates count zero. So SimAM, which is all
-elementwise, adds 0 MACs by this measure; ECA adds its 1-D channel convolution.
+Multiply-adds come from :func:`plugattn.flops.count_macs`, plugattn's one counter (PyTorch's
+``FlopCounterMode``, FLOPs / 2, with formulas added for CPU scaled-dot-product attention and FFTs; see
+that module for what counts).
 """
 from __future__ import annotations
 
@@ -14,15 +12,10 @@ from typing import List, Sequence
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from ..kernels.dispatch import use_backend
+from ..flops import MAC_COUNTING_NOTE, count_macs
 
-MAC_COUNTING_NOTE = (
-    "multiply-adds: torch.utils.flop_counter.FlopCounterMode (FLOPs / 2); it counts convolutions, "
-    "matrix multiplies and scaled-dot-product attention only - elementwise ops, pooling, "
-    "normalisation and gates count zero"
-)
+__all__ = ["MAC_COUNTING_NOTE", "count_macs", "count_parameters", "median_forward_ms"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -33,26 +26,6 @@ def count_parameters(model: nn.Module) -> int:
         8
     """
     return sum(p.numel() for p in model.parameters())
-
-
-def count_macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-adds of one inference forward pass on ``example`` (FlopCounterMode FLOPs / 2).
-
-    Runs with the PyTorch backend so the counter sees the reference ops that the fused kernels
-    replace (a Triton kernel is opaque to it).
-
-    Example:
-        >>> count_macs(nn.Linear(3, 2), torch.randn(1, 3))
-        6
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), use_backend("torch"), FlopCounterMode(display=False) as counter:
-            model(example)
-    finally:
-        model.train(was_training)
-    return counter.get_total_flops() // 2
 
 
 def median_forward_ms(models: Sequence[nn.Module], example: torch.Tensor, repeats: int) -> List[float]:

@@ -15,15 +15,12 @@ from .._registry import close_matches
 from ..attention.registry import ATTENTION
 from ..backbones import create_backbone
 from ..backbones.registry import BACKBONES
+from .errors import MissingDependency
 
 SOURCES = {
     "torchvision": "pip install torchvision",
     "timm": "pip install timm",
 }
-
-
-class MissingDependency(RuntimeError):
-    """An optional package the command needs is not installed (the message says how to install it)."""
 
 
 def import_optional(package: str, install: str):

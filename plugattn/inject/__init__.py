@@ -1,14 +1,16 @@
-"""Plug attention into any backbone: :func:`inject_attention` rewrites the model's FX graph (or,
-for untraceable models, adds forward hooks); :func:`remove_attention` undoes it.
+"""Plug attention into any backbone: :func:`inject_attention` attaches attention modules at module
+boundaries (plugattn forward hooks; the host keeps its class and its own forward code);
+:func:`remove_attention` undoes it.
 
 Example:
     >>> import torch, torchvision
     >>> model = inject_attention(torchvision.models.resnet50(), "eca", after="bottleneck",
     ...                          example_input=torch.randn(1, 3, 64, 64))
-    >>> model.injection_report.params_added
-    86
+    >>> type(model).__name__, model.injection_report.params_added
+    ('ResNet', 86)
 """
 from .api import inject_attention
+from .branch import NoResidualError
 from .finetune import (
     added_module_names,
     added_parameters,
@@ -25,6 +27,7 @@ from .tracing import UntraceableError
 
 __all__ = [
     "inject_attention",
+    "NoResidualError",
     "remove_attention",
     "InjectionReport",
     "InjectionSite",

@@ -1,50 +1,54 @@
-"""inject_attention: plug attention modules into any backbone by rewriting its FX graph.
+"""inject_attention: plug attention modules into any backbone at module boundaries.
 
-Pipeline: copy the model -> select sites -> trace with the sites as leaves (or fall back to hooks)
--> run an example input for the channel count at every site -> build one attention per site ->
-splice it into the graph (``after`` / ``before``) or into the block's own graph (``branch``) ->
-return the new model carrying an :class:`InjectionReport`.
+Pipeline: copy the model -> select sites -> for ``branch``, trace each matched block's own forward
+to find the module that ends its residual branch -> run the example input once with temporary
+hooks (channels, layout, which modules ran) -> build one attention per site -> register it as a
+child and attach it by a forward hook / pre-hook -> return the copy carrying an
+:class:`InjectionReport`. The copy is the host's own class with its own forward code; see
+:mod:`plugattn.inject.hooks` for why that keeps everything else about the host.
 """
 from __future__ import annotations
 
 import copy
+import inspect
+import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-import torch.fx as fx
 import torch.nn as nn
 
 from .._validate import check_choice
 from ..attention.registry import ATTENTION, AttentionSpec, create_attention
-from .graph_module import graph_module_like, set_class_name
-from .hooks import attach_hook
+from .branch import BranchPlan, NoResidualError, plan_branch
+from .hooks import AttentionAfterHook, AttentionBeforeHook, attach_hook, to_channels_first
+from .layout import is_channels_last
+from .placement import attention_base_name, choose_owner, qualified
 from .identity import INITS, identity_factory, record_init, settle_gate
-from .placement import attention_base_name, choose_owner, qualified, unique_child_name
 from .report import REPORT_ATTRIBUTE, InjectionReport, InjectionSite
-from .rewrite import insert_after, insert_before, insert_on_branch, site_nodes, trace_block
+from .scripting import enable_scripting
 from .selectors import SelectorSpec, find_matches, no_match_error, resolve_selector
 from .shapes import (
     SiteValues,
     as_example_args,
     default_example_input,
-    feature_map_channels,
+    default_input_size,
+    describe_input,
+    describe_value,
     inference_run,
-    placeholder_args,
-    propagate_graph,
-    record_with_hooks,
+    record_calls,
     recorded_value,
-    value_at_node,
 )
-from .shells import empty_shell
-from .tracing import UntraceableError, trace_to_sites
 
 POSITIONS = ("after", "before", "branch")
 MODES = ("auto", "fx", "hook")
+UNREACHED = ("error", "warn")
+NO_RESIDUAL = ("skip", "error")
 
-try:  # GraphModule.__deepcopy__ re-sets attributes listed here (torch >= 2.1)
-    from torch.fx.graph_module import _USER_PRESERVED_ATTRIBUTES_KEY
-except ImportError:  # pragma: no cover - older torch
-    _USER_PRESERVED_ATTRIBUTES_KEY = None
+FX_MODE_REMOVED = (
+    "mode='fx' no longer rewrites the whole model into a torch.fx GraphModule (that froze self.training, "
+    "dropped hooks and gradient checkpointing of traced modules); every attention is now attached at a "
+    "module boundary, as with mode='auto'. Drop the mode argument."
+)
 
 
 def inject_attention(
@@ -58,42 +62,56 @@ def inject_attention(
     branch: Optional[SelectorSpec] = None,
     mode: str = "auto",
     example_input: Any = None,
+    unreached: str = "error",
+    no_residual: str = "skip",
     init: str = "default",
     **attention_kwargs: Any,
 ) -> nn.Module:
     """A copy of ``model`` with ``attention`` inserted at every module the selector matches.
 
+    The copy is an instance of the host's own class and runs the host's own forward code: only
+    plugattn forward hooks (and the attention modules, as new children) are added.
+
     Args:
         model: any ``nn.Module``; never modified.
         attention: registry name (``"eca"``), an ``nn.Module`` class, or a factory ``(channels) -> nn.Module``.
         selector: which modules (see :mod:`plugattn.inject.selectors`), with ``where`` the position:
-            ``"after"`` the module's output, ``"before"`` its input, ``"branch"`` on a residual block's
-            branch just before the skip addition. ``after=sel`` / ``before=sel`` / ``branch=sel`` are
-            shorthands for ``selector=sel, where=...``.
-        mode: ``"fx"`` (trace the forward code down to the sites; every module without a site inside
-            stays one opaque call), ``"hook"`` (forward hooks, no tracing of the model) or ``"auto"``
-            (fx, else hook; the report says which and why).
-        example_input: a tensor (or tuple of positional inputs) for channel inference; default
-            (1, 3, 224, 224), or the timm ``pretrained_cfg`` input size.
+            ``"after"`` the module's output, ``"before"`` its first input, ``"branch"`` on a residual
+            block's branch just before the skip addition. ``after=sel`` / ``before=sel`` /
+            ``branch=sel`` are shorthands for ``selector=sel, where=...``.
+        mode: ``"auto"`` or ``"hook"`` (the same: attach by hooks at module boundaries). ``"fx"`` is
+            accepted with a ``FutureWarning`` and does the same (the whole-model rewrite is gone).
+        example_input: one forward's input for channel inference: a tensor, a tuple of positional
+            inputs, or any other single argument (a list such as Faster R-CNN's ``[image]``).
+            Default: a (1, C, H, W) tensor of the model's own input size (plugattn's
+            ``default_input_size``, timm's ``pretrained_cfg``), else 3x224x224.
+        unreached: ``"error"`` (default) when a matched module never runs on the example input;
+            ``"warn"`` warns, skips it and lists it in ``report.skipped``.
+        no_residual: for ``branch``: ``"skip"`` (default) injects into the matched blocks that have
+            a residual addition and lists the others in ``report.skipped``; ``"error"`` refuses.
         init: ``"default"`` (each module's own initialisation) or ``"identity"``: the model computes
             exactly what ``model`` computes until the attention learns (a zero-initialised per-channel
             gate, see :mod:`plugattn.inject.identity`).
         **attention_kwargs: passed to the attention constructor (``reduction=8``).
 
     Returns:
-        A new model (a ``GraphModule`` in fx mode) whose ``injection_report`` lists the sites.
+        A new model whose ``injection_report`` lists the sites and how each is attached.
 
     Example:
         >>> import torchvision
-        >>> model = inject_attention(torchvision.models.resnet18(), "eca", after="basicblock",
-        ...                          example_input=torch.randn(1, 3, 64, 64))
-        >>> len(model.injection_report.sites), model.injection_report.sites[0].attention
-        (8, 'layer1.0.eca')
+        >>> host = torchvision.models.resnet18()
+        >>> model = inject_attention(host, "eca", after="basicblock", example_input=torch.randn(1, 3, 64, 64))
+        >>> type(model) is type(host), len(model.injection_report.sites), model.injection_report.sites[0].attention
+        (True, 8, 'layer1.0.eca')
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
     spec, position = _selector_and_position(selector, where, after, before, branch)
     check_choice("mode", mode, MODES)
+    check_choice("unreached", unreached, UNREACHED)
+    check_choice("no_residual", no_residual, NO_RESIDUAL)
+    if mode == "fx":
+        warnings.warn(FX_MODE_REMOVED, FutureWarning, stacklevel=2)
     check_choice("init", init, INITS)
     _check_attention_spec(attention)
     chosen = resolve_selector(spec)
@@ -102,9 +120,7 @@ def inject_attention(
     previous = previous if isinstance(previous, InjectionReport) else None
     earlier_attention = [s.attention for s in previous.sites] if previous else []
 
-    work = copy.deepcopy(model)
-    if previous:
-        _restore_class_names(work, previous)
+    work = copy.deepcopy(model)  # every check and change below happens on this copy
     matches = find_matches(work, chosen, excluded=earlier_attention)
     if not matches:
         raise no_match_error(work, chosen, excluded=earlier_attention)
@@ -114,61 +130,32 @@ def inject_attention(
         if again:
             raise ValueError(f"'branch' position: block(s) {', '.join(again)} already carry branch attention")
 
-    root_shell = previous.original_root if previous and previous.original_root is not None else None
-    if root_shell is None and not isinstance(work, fx.GraphModule):
-        root_shell = empty_shell(work)
+    skipped: List[Tuple[str, str]] = []
+    plans: Dict[str, BranchPlan] = {}
+    if position == "branch":
+        matches, plans = _plan_branches(matches, chosen.describe(), no_residual, skipped)
+
     example_args = as_example_args(example_input if example_input is not None else default_example_input(work))
+    watched = [name for name, _ in matches] + [plan.end_name for plan in plans.values()]
+    values = _example_run(work, example_args, watched, example_input is None)
+    matches = _reached(matches, values, chosen.describe(), unreached, skipped)
 
-    result, values, used_mode, fallback_reason = _trace_or_hook(work, names, example_args, mode)
-
-    sites: List[InjectionSite] = []
-    skipped: List[str] = []
     base = attention_base_name(attention)
     build = identity_factory(attention) if init == "identity" else attention
-    for name, module in matches:
-        record = values.get(name)
-        if record is None or record.calls == 0:
-            skipped.append(name)
-            continue
-        if record.calls > 1:
-            raise ValueError(
-                f"site {name!r} ({type(module).__name__}) is called {record.calls} times in one forward; "
-                "inject_attention needs one call per matched module -- select its parent block instead"
-            )
-        if position == "branch":
-            sites.append(_inject_branch(result, name, module, record, build, base, attention_kwargs))
-        else:
-            sites.append(
-                _inject_at(result, name, module, record, position, build, base, attention_kwargs, used_mode)
-            )
-    if not sites:
-        raise ValueError(
-            f"selector {chosen.describe()} matched {', '.join(skipped)}, but none is called in forward"
-        )
-    sites = [record_init(site, result, init) for site in sites]
-    if isinstance(result, fx.GraphModule) and used_mode == "fx":
-        result.graph.lint()
-        result.recompile()
-
+    sites = [
+        _inject_site(work, name, module, values, plans.get(name), position, build, base, attention_kwargs, example_args)
+        for name, module in matches
+    ]
+    sites = [record_init(site, work, init) for site in sites]
     report = InjectionReport(
         sites=(previous.sites if previous else []) + sites,
-        mode=used_mode,
+        mode="hook",
         selector=chosen.describe(),
-        fallback_reason=fallback_reason,
-        original_root=root_shell,
+        skipped=(previous.skipped if previous else []) + skipped,
     )
-    _attach_report(result, report)
-    return result
-
-
-def _restore_class_names(model: nn.Module, report: InjectionReport) -> None:
-    """GraphModules made by an earlier injection lose their class name in pickle; put it back so
-    class-name selectors and messages see "Bottleneck", not "GraphModule"."""
-    if report.original_root is not None:
-        set_class_name(model, type(report.original_root).__name__)
-    for site in report.sites:
-        if site.position == "branch":
-            set_class_name(model.get_submodule(site.site), site.site_class)
+    setattr(work, REPORT_ATTRIBUTE, report)
+    enable_scripting(work)
+    return work
 
 
 def _selector_and_position(selector, where, after, before, branch) -> Tuple[SelectorSpec, str]:
@@ -197,37 +184,83 @@ def _check_attention_spec(attention: object) -> None:
         )
 
 
-def _trace_or_hook(
-    work: nn.Module, names: List[str], example_args: Tuple[Any, ...], mode: str
-) -> Tuple[nn.Module, Dict[str, SiteValues], str, Optional[str]]:
-    """The module to edit (GraphModule or the copy itself), site values, mode used and why it fell back."""
-    fallback_reason = None
-    if mode in ("auto", "fx"):
+def _plan_branches(matches, selector_text: str, no_residual: str, skipped: List[Tuple[str, str]]):
+    """The matched blocks that have a residual branch, with their plans; the others go to ``skipped``."""
+    plans: Dict[str, BranchPlan] = {}
+    kept = []
+    for name, module in matches:
         try:
-            graph = trace_to_sites(work, names)
-        except UntraceableError as err:
-            if mode == "fx":
-                raise UntraceableError(f"{err}; mode='hook' (or 'auto') applies attention by forward hooks instead") from err
-            fallback_reason = str(err)
+            plans[name] = plan_branch(module, name)
+        except NoResidualError as err:
+            if no_residual == "error":
+                raise NoResidualError(f"{err} (no_residual='error'; the default 'skip' leaves such blocks out)") from None
+            skipped.append((name, "no residual addition"))
         else:
-            gm = graph_module_like(work, graph)
-            try:
-                values = propagate_graph(gm, example_args, names)
-            except Exception as err:
-                raise ValueError(f"running example_input through the traced model failed: {err}") from err
-            for name in names:  # ShapeProp counts interpreter calls; the graph tells the calls per forward
-                values[name].calls = len(site_nodes(gm.graph, name))
-            return gm, values, "fx", None
+            kept.append((name, module))
+    if not kept:
+        first = plan_error(matches[0])
+        raise NoResidualError(
+            f"selector {selector_text} matched {len(matches)} block(s), none with a residual addition; "
+            f"for example: {first}"
+        )
+    return kept, plans
+
+
+def plan_error(match: Tuple[str, nn.Module]) -> str:
     try:
-        values = record_with_hooks(work, example_args, names)
+        plan_branch(match[1], match[0])
+    except ValueError as err:
+        return str(err)
+    return ""
+
+
+def _example_run(work: nn.Module, example_args: Tuple[Any, ...], watched: List[str], defaulted: bool) -> Dict[str, SiteValues]:
+    try:
+        return record_calls(work, example_args, watched)
     except Exception as err:
-        raise ValueError(f"running example_input through the model failed: {err}") from err
-    return work, values, "hook", fallback_reason
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        given = describe_input(example_args)
+        size = "×".join(map(str, default_input_size(work)))
+        if defaulted:
+            hint = (f"no example_input was given, so the model's own default size {size} was used; "
+                    "pass example_input=... of a size the model takes")
+        else:
+            hint = f"pass an example_input the model takes (its default size is {size})"
+        raise ValueError(f"running example_input ({given}) through {type(work).__name__} failed: "
+                         f"{type(err).__name__}: {first_line}; {hint}") from None  # one clear error
+
+
+def _reached(matches, values: Dict[str, SiteValues], selector_text: str, unreached: str, skipped):
+    """Matched modules that ran; the others are an error (or, with ``unreached="warn"``, skipped)."""
+    missing = [name for name, _ in matches if values[name].calls == 0]
+    if missing and len(missing) == len(matches):
+        raise ValueError(f"selector {selector_text} matched {', '.join(missing)}, but the example input "
+                         "reached none of them (none is called in forward)")
+    if missing:
+        message = (f"selector {selector_text} matched {', '.join(missing)}, which the example input never reached "
+                   "(data-dependent branches, or modules the forward does not call); their channels are unknown")
+        if unreached == "error":
+            raise ValueError(message + "; pass unreached='warn' to inject only where it reached")
+        warnings.warn(message + "; no attention was put there", UserWarning, stacklevel=3)
+        skipped.extend((name, "not reached by the example input") for name in missing)
+    return [(name, module) for name, module in matches if values[name].calls > 0]
+
+
+def first_argument(module: nn.Module) -> Optional[str]:
+    """Name of the first parameter of ``module.forward`` (None for ``*args`` only)."""
+    try:
+        parameters = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    first = next((p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)), None)
+    return first.name if first is not None else None
 
 
 def _build_attention(
     attention: AttentionSpec, channels: int, feature_map: Any, kwargs: Dict[str, Any], like: nn.Module, where: str
 ) -> nn.Module:
+    """The attention module of one site: built for ``channels``, moved to the feature map's device
+    and dtype, checked to keep its (B, C, H, W) shape, in ``like``'s train/eval mode."""
     module = create_attention(attention, channels, **kwargs)
     if isinstance(feature_map, torch.Tensor):
         module = module.to(device=feature_map.device, dtype=feature_map.dtype)
@@ -244,73 +277,67 @@ def _build_attention(
     return module
 
 
-def _inject_at(
-    result: nn.Module,
+def feature_map_channels(value: Any, where: str) -> Tuple[int, tuple]:
+    """C and the shape of ``value`` if it is a (B, C, H, W) tensor; ``ValueError`` naming ``where`` otherwise.
+
+    Example:
+        >>> feature_map_channels(torch.zeros(2, 8, 4, 4), "layer1.0 (after)")
+        (8, (2, 8, 4, 4))
+    """
+    if not isinstance(value, torch.Tensor) or value.dim() != 4:
+        raise ValueError(f"site {where}: attention needs a (B, C, H, W) feature map, found {describe_value(value)}")
+    return int(value.shape[1]), tuple(value.shape)
+
+
+def _inject_site(
+    work: nn.Module,
     name: str,
     module: nn.Module,
-    record: SiteValues,
+    values: Dict[str, SiteValues],
+    plan: Optional[BranchPlan],
     position: str,
     attention: AttentionSpec,
     base: str,
     kwargs: Dict[str, Any],
-    used_mode: str,
+    example_args: Tuple[Any, ...],
 ) -> InjectionSite:
     where = f"{name!r} ({type(module).__name__}, {position})"
-    feature_map = recorded_value(record, position)
-    channels, shape = feature_map_channels(feature_map, where)
-    attn = _build_attention(attention, channels, feature_map, kwargs, module, where)
-    owner_path, child = choose_owner(result, name, base)
-    result.get_submodule(owner_path).add_module(child, attn)
+    record = values[name]
+    if record.calls > 1:
+        raise ValueError(
+            f"site {where} is called {record.calls} times in one forward; "
+            "inject_attention needs one call per matched module -- select its parent block instead"
+        )
+    hooked_name, argument = name, None
+    if plan is not None:
+        hooked_name = plan.end_name
+        end = values[hooked_name]
+        if end.calls != record.calls:
+            raise ValueError(
+                f"site {where}: the branch ends in {hooked_name!r}, which runs {end.calls} times per forward "
+                "(a module shared with other blocks); a hook on it would act outside this block; "
+                "use where='after' on the block instead"
+            )
+        record = end
+    elif position == "before":
+        argument = first_argument(module)
+    feature_map = recorded_value(record, position, argument)
+    channels_last = isinstance(feature_map, torch.Tensor) and is_channels_last(feature_map, record.last_leaf, example_args)
+    view = to_channels_first(feature_map, channels_last) if channels_last else feature_map
+    channels, _ = feature_map_channels(view, where)
+    attn = _build_attention(attention, channels, view, kwargs, module, where)
+    owner_path, child = choose_owner(work, name, base)
+    work.get_submodule(owner_path).add_module(child, attn)
     target = qualified(owner_path, child)
-    if used_mode == "fx":
-        (node,) = site_nodes(result.graph, name)
-        (insert_after if position == "after" else insert_before)(result.graph, node, target)
-    else:
-        attach_hook(module, attn, position)
+    hook = (AttentionBeforeHook(attn, target, channels_last, argument) if position == "before"
+            else AttentionAfterHook(attn, target, channels_last))
+    attach_hook(work.get_submodule(hooked_name), hook)
+    kind = "forward pre-hook" if position == "before" else "forward hook"
     return InjectionSite(
-        name, type(module).__name__, position, channels, target, type(attn).__name__, _count(attn), shape
-    )
-
-
-def _inject_branch(
-    result: nn.Module,
-    name: str,
-    block: nn.Module,
-    record: SiteValues,
-    attention: AttentionSpec,
-    base: str,
-    kwargs: Dict[str, Any],
-) -> InjectionSite:
-    where = f"{name!r} ({type(block).__name__}, branch)"
-    block_gm, residual = trace_block(block, name)
-    feature_map = value_at_node(block_gm, residual.branch, placeholder_args(block_gm, record.args, record.kwargs))
-    channels, shape = feature_map_channels(feature_map, where)
-    attn = _build_attention(attention, channels, feature_map, kwargs, block, where)
-    child = unique_child_name(block_gm, base)
-    block_gm.add_module(child, attn)
-    insert_on_branch(block_gm, residual, child)
-    block_gm.graph.lint()
-    block_gm.recompile()
-    parent_path, _, last = name.rpartition(".")
-    setattr(result.get_submodule(parent_path), last, block_gm)
-    return InjectionSite(
-        name,
-        type(block).__name__,
-        "branch",
-        channels,
-        qualified(name, child),
-        type(attn).__name__,
-        _count(attn),
-        shape,
-        original_block=empty_shell(block),
+        name, type(module).__name__, position, channels, target, type(attn).__name__, _count(attn),
+        tuple(feature_map.shape), attached=f"{kind} on {hooked_name}", hooked=hooked_name, channels_last=channels_last,
     )
 
 
 def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def _attach_report(model: nn.Module, report: InjectionReport) -> None:
-    setattr(model, REPORT_ATTRIBUTE, report)
-    if isinstance(model, fx.GraphModule) and _USER_PRESERVED_ATTRIBUTES_KEY is not None:
-        model.meta.setdefault(_USER_PRESERVED_ATTRIBUTES_KEY, {})[REPORT_ATTRIBUTE] = report

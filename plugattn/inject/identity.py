@@ -161,7 +161,7 @@ def record_init(site: InjectionSite, model: nn.Module, init: str) -> InjectionSi
     Example:
         >>> site = InjectionSite("0", "Conv2d", "after", 8, "gate", "IdentityGate", 11)
         >>> record_init(site, nn.ModuleDict({"gate": IdentityGate(nn.Conv2d(8, 8, 1), 8)}), "identity")
-        InjectionSite(site='0', site_class='Conv2d', position='after', channels=8, attention='gate', attention_class='Conv2d', params=11, shape=(), init='identity', gate_params=8)
+        InjectionSite(site='0', site_class='Conv2d', position='after', channels=8, attention='gate', attention_class='Conv2d', params=11, shape=(), attached='', hooked='', channels_last=False, init='identity', gate_params=8)
     """
     module = model.get_submodule(site.attention)
     if isinstance(module, IdentityGate):

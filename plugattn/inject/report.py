@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch.nn as nn
 
@@ -17,11 +17,15 @@ class InjectionSite:
         site: qualified name of the matched module (``"layer1.0"``).
         site_class: class name of the matched module (``"Bottleneck"``).
         position: ``"after"``, ``"before"`` or ``"branch"``.
-        channels: C of the (B, C, H, W) feature map the attention sees.
+        channels: C of the feature map the attention sees.
         attention: qualified name of the new module (``"layer1.0.eca"``).
         attention_class: class name of the new module (``"ECALayer"``).
         params: number of parameters it adds (gate included).
-        shape: the example feature-map shape found at the site.
+        shape: the example feature-map shape found at the site, as the host lays it out.
+        attached: how the attention is attached: ``"forward hook on layer1.0"``,
+            ``"forward pre-hook on layer1.0"``, ``"forward hook on layer1.0.bn3"`` (branch).
+        hooked: qualified name of the module carrying the hook.
+        channels_last: the site's map is (B, H, W, C); the attention runs on its (B, C, H, W) view.
         init: ``"default"`` or ``"identity"`` (see :mod:`plugattn.inject.identity`).
         gate_params: parameters of the identity gate (C), 0 without one; a gated site's module at
             ``attention`` is an ``IdentityGate`` holding the ``attention_class`` module as ``.attention``.
@@ -35,25 +39,29 @@ class InjectionSite:
     attention_class: str
     params: int
     shape: tuple = ()
-    # For "branch": the rewritten block's original class, emptied of children and tensors, so
-    # remove_attention can rebuild it (see removal.py). Not shown.
-    original_block: Optional[nn.Module] = field(default=None, repr=False, compare=False)
+    attached: str = ""
+    hooked: str = ""
+    channels_last: bool = False
     init: str = "default"
     gate_params: int = 0
 
 
 @dataclass
 class InjectionReport:
-    """What :func:`inject_attention` did: the sites, which path it took and why.
+    """What :func:`inject_attention` did: the sites, how they are attached and what was skipped.
 
     Attributes:
         sites: one :class:`InjectionSite` per inserted module, in model order (earlier injections first).
-        mode: ``"fx"`` (the model was traced into a GraphModule) or ``"hook"`` (forward hooks).
+        mode: ``"hook"``: every attention is attached at a module boundary by a plugattn forward
+            hook or pre-hook (see :mod:`plugattn.inject.hooks`); nothing is traced or rewritten.
         selector: the selector, as text.
-        fallback_reason: for ``mode="auto"`` runs that fell back to hooks, why tracing failed.
+        fallback_reason: always None (kept for compatibility: nothing falls back any more).
+        skipped: ``(site, reason)`` for matched modules that got no attention (``branch`` blocks
+            without a residual addition; modules the example input did not reach, with
+            ``unreached="warn"``).
 
     Example:
-        >>> report = InjectionReport(sites=[], mode="fx", selector="class name 'bottleneck'")
+        >>> report = InjectionReport(sites=[], mode="hook", selector="class name 'bottleneck'")
         >>> report.params_added
         0
     """
@@ -62,8 +70,7 @@ class InjectionReport:
     mode: str
     selector: str
     fallback_reason: Optional[str] = None
-    # The caller's root module emptied of children and tensors, to rebuild it on removal. Not shown.
-    original_root: Optional[nn.Module] = field(default=None, repr=False, compare=False)
+    skipped: List[Tuple[str, str]] = field(default_factory=list)
 
     @property
     def params_added(self) -> int:
@@ -71,16 +78,18 @@ class InjectionReport:
         return sum(s.params for s in self.sites)
 
     def __str__(self) -> str:
-        header = f"{'site':<28} {'class':<18} {'position':<8} {'C':>5} {'attention':<32} {'params':>7}"
-        lines = [f"InjectionReport(mode={self.mode!r}, selector={self.selector}, sites={len(self.sites)})"]
-        if self.fallback_reason:
-            lines.append(f"  fell back to hooks: {self.fallback_reason}")
-        lines.append("  " + header)
-        for s in self.sites:
-            lines.append(
-                f"  {s.site:<28} {s.site_class:<18} {s.position:<8} {s.channels:>5} "
-                f"{s.attention + ' (' + s.attention_class + ')':<32} {s.params:>7}"
-            )
+        rows = [(s.site, s.site_class, s.position, str(s.channels), f"{s.attention} ({s.attention_class})",
+                 str(s.params), s.attached + (" (B, H, W, C)" if s.channels_last else "")) for s in self.sites]
+        header = ("site", "class", "position", "C", "attention", "params", "attached")
+        widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+        right = {3, 5}  # numbers
+
+        def line(cells) -> str:
+            return "  " + "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+        lines = [f"InjectionReport(mode={self.mode!r}, selector={self.selector}, sites={len(self.sites)})", line(header)]
+        lines += [line(r) for r in rows]
+        lines += [f"  skipped {site}: {reason}" for site, reason in self.skipped]
         lines.append(f"  total parameters added: {self.params_added}")
         lines.extend(identity_lines(self.sites))
         return "\n".join(lines)

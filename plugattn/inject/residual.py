@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Set
 
 import torch
 import torch.fx as fx
+import torch.nn as nn
 
 ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add, torch.Tensor.add, torch.Tensor.add_)
 ADD_METHODS = ("add", "add_")
@@ -79,23 +80,51 @@ def _single_parent(node: fx.Node, depth: Dict[fx.Node, int]) -> Optional[fx.Node
     return parents[0] if len(parents) == 1 else None
 
 
-def _skip_tier(skip: fx.Node, main: fx.Node, source: fx.Node, depth: Dict[fx.Node, int]) -> int:
-    """1: ``skip`` is the input or a private chain from it; 2: a private chain from a point that
-    follows the input through a single chain; 0: not a skip operand of ``main``."""
-    main_ancestors = _ancestors(main) | {main}
-    private = 0
-    node = skip
-    while node is not source and node not in main_ancestors:
-        parent = _single_parent(node, depth)
+def _chain_to(node: fx.Node, stop: Set[fx.Node], depth: Dict[fx.Node, int]) -> Optional[List[fx.Node]]:
+    """The private chain of single-input operations from ``node`` back to the first node in
+    ``stop`` (that node last), or None when an operation on the way merges several inputs."""
+    chain = [node]
+    while chain[-1] not in stop:
+        parent = _single_parent(chain[-1], depth)
         if parent is None:
-            return 0
-        private += 1
-        node = parent
-    branch_point = node
-    if branch_point is main or private >= depth[main] - depth[branch_point]:
+            return None
+        chain.append(parent)
+    return chain
+
+
+def _weight(chain: List[fx.Node], root: Optional[nn.Module]) -> int:
+    """Leaf modules run along ``chain`` (an operation that is no module call counts 1)."""
+    total = 0
+    for node in chain:
+        if node.op == "call_module" and root is not None:
+            module = root.get_submodule(str(node.target))
+            total += max(1, sum(1 for m in module.modules() if not m._modules))
+        else:
+            total += 1
+    return total
+
+
+def _skip_tier(skip: fx.Node, main: fx.Node, source: fx.Node, depth: Dict[fx.Node, int],
+               root: Optional[nn.Module] = None) -> int:
+    """1: ``skip`` is the input or a private chain from it; 2: a private chain from a point that
+    follows the input through a single chain; 0: not a skip operand of ``main``.
+
+    Of two private chains of the same length (RegNet's ``proj(x) + f(x)``), the one running fewer
+    leaf modules is the skip."""
+    main_ancestors = _ancestors(main) | {main}
+    chain = _chain_to(skip, main_ancestors | {source}, depth)
+    if chain is None:
         return 0
+    private, branch_point = len(chain) - 1, chain[-1]
+    if branch_point is main or private > depth[main] - depth[branch_point]:
+        return 0
+    if private == depth[main] - depth[branch_point]:
+        main_chain = _chain_to(main, {branch_point}, depth)
+        if main_chain is None or _weight(chain[:-1], root) >= _weight(main_chain[:-1], root):
+            return 0
     if branch_point is source:
         return 1
+    node = branch_point
     while node is not source:  # the branch point must itself follow the input without merges
         node = _single_parent(node, depth)
         if node is None:
@@ -103,8 +132,11 @@ def _skip_tier(skip: fx.Node, main: fx.Node, source: fx.Node, depth: Dict[fx.Nod
     return 2
 
 
-def find_residual_add(graph: fx.Graph) -> Optional[ResidualAdd]:
+def find_residual_add(graph: fx.Graph, root: Optional[nn.Module] = None) -> Optional[ResidualAdd]:
     """The block's skip addition (see the module docstring), or None if it has none.
+
+    ``root`` is the traced module (default: the graph's owning module), used to weigh two
+    equally long operands by the leaf modules they run.
 
     Example:
         >>> import torch.nn as nn
@@ -121,6 +153,7 @@ def find_residual_add(graph: fx.Graph) -> Optional[ResidualAdd]:
     if not placeholders:
         return None
     source = placeholders[0]
+    root = root if root is not None else graph.owning_module
     depth = _depths_from(graph, source)
     best: Dict[int, ResidualAdd] = {}
     for node in graph.nodes:
@@ -131,8 +164,27 @@ def find_residual_add(graph: fx.Graph) -> Optional[ResidualAdd]:
             continue
         first, second = operands
         for skip, branch in ((second, first), (first, second)):
-            tier = _skip_tier(skip, branch, source, depth)
+            tier = _skip_tier(skip, branch, source, depth, root)
             if tier:
                 best[tier] = ResidualAdd(node, branch, skip)  # later additions overwrite earlier ones
                 break
     return best.get(1) or best.get(2)
+
+
+def passed_in_skip(graph: fx.Graph) -> Optional[str]:
+    """The name of a forward argument other than the first that an addition adds (timm DLA's
+    ``DlaBasic.forward(x, shortcut)``), else None: such a block gets its skip from its caller.
+
+    Example:
+        >>> class Block(torch.nn.Module):
+        ...     def forward(self, x, shortcut):
+        ...         return x * 2 + shortcut
+        >>> passed_in_skip(fx.symbolic_trace(Block()).graph)
+        'shortcut'
+    """
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    for extra in placeholders[1:]:
+        reached = _depths_from(graph, extra)
+        if any(_is_add(n) and n in reached for n in graph.nodes):
+            return str(extra.target).lstrip("*")
+    return None

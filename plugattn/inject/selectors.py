@@ -163,7 +163,14 @@ def no_match_error(model: nn.Module, selector: Selector, excluded: Iterable[str]
 
     ordered = sorted(counts, key=closeness)
     listing = ", ".join(f"{c} (x{counts[c]})" for c in ordered)
+    hint = ""
+    if selector.kind == "class":  # a bare word is a class name; maybe the user meant a module's name
+        names = [name for name, _ in model.named_modules() if name and not _is_under(name, excluded)]
+        text = selector.text
+        pattern = text if text in names else f"*.{text}" if any(n.endswith("." + text) for n in names) else None
+        if pattern is not None:
+            hint = f"; did you mean name:{pattern}? ('{text}' is a module name, not a class name)"
     return ValueError(
-        f"selector {selector.describe()} matches no module of {type(model).__name__}; "
+        f"selector {selector.describe()} matches no module of {type(model).__name__}{hint}; "
         f"module classes it contains, closest first: {listing or 'none'}"
     )

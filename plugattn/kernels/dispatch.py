@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator, Optional
+from typing import Dict, Iterator, Optional
 
 import torch
 
@@ -28,26 +28,67 @@ TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _default_backend: Optional[str] = None  # None: read PLUGATTN_BACKEND on first use
 
 
-_triton_importable: Optional[bool] = None  # cached by hand: torch.compile warns on lru_cache
+# cached by hand (torch.compile warns on lru_cache), per interpreter setting: the interpreter
+# needs more than compiled Triton does (numpy), so the answer depends on TRITON_INTERPRET
+_triton_unavailable: Dict[bool, Optional[str]] = {}
+
+
+def _installed_triton_version() -> Optional[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("triton")
+    except PackageNotFoundError:
+        return None
+
+
+def _why_triton_cannot_run(interpreter: bool) -> Optional[str]:
+    """The reason Triton cannot run (``None`` if it can); imports triton as a side effect."""
+    try:
+        import triton  # noqa: F401
+        import triton.language  # noqa: F401
+
+        if interpreter:
+            import triton.runtime.interpreter  # noqa: F401  (needs numpy)
+        return None
+    except Exception as error:  # ImportError, or a broken install raising anything else
+        failure = error
+    version = _installed_triton_version()
+    if version is None and isinstance(failure, ModuleNotFoundError) and failure.name == "triton":
+        return "triton is not installed (pip install 'plugattn[triton]')"
+    installed = f"triton {version} is installed" if version else "triton is installed"
+    # under TRITON_INTERPRET=1, ``import triton`` already imports the interpreter (and numpy)
+    how = " with its interpreter switched on (TRITON_INTERPRET=1)" if interpreter else ""
+    return f"{installed} but cannot be imported{how}: {type(failure).__name__}: {failure}"
+
+
+def triton_unavailable_reason() -> Optional[str]:
+    """Why Triton cannot run in this process, or ``None`` when it can.
+
+    Names the real cause: triton missing, triton installed but failing to import, or (under
+    ``TRITON_INTERPRET=1``) its interpreter failing to import, e.g. ``"triton 3.8.0 is installed
+    but cannot be imported with its interpreter switched on (TRITON_INTERPRET=1):
+    ModuleNotFoundError: No module named 'numpy'"``.
+
+    Example:
+        >>> reason = triton_unavailable_reason()
+        >>> reason is None or isinstance(reason, str)
+        True
+    """
+    interpreter = interpreter_enabled()
+    if interpreter not in _triton_unavailable:
+        _triton_unavailable[interpreter] = _why_triton_cannot_run(interpreter)
+    return _triton_unavailable[interpreter]
 
 
 def triton_available() -> bool:
-    """Whether ``import triton`` works in this process.
+    """Whether Triton can run in this process (see :func:`triton_unavailable_reason` for why not).
 
     Example:
-        >>> isinstance(triton_available(), bool)
+        >>> triton_available() == (triton_unavailable_reason() is None)
         True
     """
-    global _triton_importable
-    if _triton_importable is None:
-        try:
-            import triton  # noqa: F401
-            import triton.language  # noqa: F401
-
-            _triton_importable = True
-        except Exception:  # ImportError, or a broken install raising something else
-            _triton_importable = False
-    return _triton_importable
+    return triton_unavailable_reason() is None
 
 
 def interpreter_enabled() -> bool:
@@ -121,8 +162,9 @@ def resolve_backend(x: torch.Tensor, backend: Optional[str] = None, op: str = "o
     if backend == "auto":
         return "triton" if (x.is_cuda and dtype_ok and triton_available()) else "torch"
     # backend == "triton": explain exactly what stands in the way
-    if not triton_available():
-        raise RuntimeError(f"{op}: backend='triton' but triton is not installed (pip install 'plugattn[triton]')")
+    reason = triton_unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"{op}: backend='triton' but {reason}")
     if not dtype_ok:
         allowed = ", ".join(str(d).replace("torch.", "") for d in TRITON_DTYPES)
         raise RuntimeError(f"{op}: backend='triton' supports dtypes {allowed}, got {str(x.dtype).replace('torch.', '')}")

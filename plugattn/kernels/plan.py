@@ -34,13 +34,19 @@ class DeviceSpec:
 
 @dataclass(frozen=True)
 class Launch:
-    """One kernel launch: its name, grid, compile-time constants, warps and the bytes it moves."""
+    """One kernel launch: its name, grid, compile-time constants, warps and the bytes it moves.
+
+    ``args`` holds the runtime scalars the plan decides (e.g. how many splits a reduction has);
+    ``phase`` is ``"forward"`` or ``"backward"`` (a plan lists the forward launches, then the backward).
+    """
 
     kernel: str
     grid: Tuple[int, ...]
     constexprs: Mapping[str, object] = field(default_factory=dict)
     num_warps: int = 4
     bytes_moved: int = 0
+    args: Mapping[str, object] = field(default_factory=dict)
+    phase: str = "forward"
 
     @property
     def programs(self) -> int:
@@ -90,8 +96,10 @@ def launch_plan(op: str, shape: Sequence[int], dtype: torch.dtype = torch.float3
     ``device`` is "h100", "h200", a :class:`DeviceSpec` or a CUDA ``torch.device``. Each op file
     registers its planner with :func:`register_planner`; the op's launcher uses the same planner.
     """
-    # the op files register their planners on import
-    from . import eca, se, simam, window_attention  # noqa: F401
+    # the op files register their planners when the package imports them
+    import importlib
+
+    importlib.import_module(__package__)
 
     check_choice("op", op, tuple(sorted(_PLANNERS)))
     return _PLANNERS[op](tuple(int(s) for s in shape), dtype, channels_last, resolve_device(device))

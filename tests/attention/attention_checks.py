@@ -121,3 +121,23 @@ def assert_tiling_invariant(module: nn.Module, channels: int) -> None:
     module = module.eval()
     x = torch.randn(2, channels, 5, 6)
     assert_rel_close(module(tile_2x2(x)), tile_2x2(module(x)), what="2x2 tiling invariance")
+
+
+def check_forward_gated(module, channels: int = 8) -> None:
+    """``forward_gated(x, gate) = x + gate (module(x) - x)`` per channel: the identity at 0, the module
+    at 1, a nonzero gradient for every gate entry, and a clear error for a gate of the wrong shape."""
+    import pytest
+    import torch
+
+    from plugattn.testing import assert_rel_close
+
+    x = torch.randn(2, channels, 5, 6)
+    assert torch.equal(module.forward_gated(x, torch.zeros(channels)), x)
+    assert_rel_close(module.forward_gated(x, torch.ones(channels)), module(x))
+    gate = torch.linspace(-1.0, 2.0, channels).requires_grad_(True)
+    out = module.forward_gated(x, gate)
+    assert_rel_close(out, x + gate.view(1, channels, 1, 1) * (module(x) - x))
+    out.square().sum().backward()
+    assert gate.grad is not None and bool((gate.grad != 0).all())
+    with pytest.raises(ValueError, match=r"gamma \(the per-channel gate\) must be None or a tensor of shape"):
+        module.forward_gated(x, torch.zeros(channels - 1))

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, check_forward_gated, assert_tiling_invariant, count_params, perturb_parameters
 
 from plugattn.attention import ECALayer, create_attention
 from plugattn.testing import assert_rel_close
@@ -82,3 +82,8 @@ def test_bad_arguments(kwargs, match):
 def test_wrong_input_channels():
     with pytest.raises(ValueError, match="64 channels"):
         ECALayer(64)(torch.randn(1, 32, 4, 4))
+
+
+def test_forward_gated_is_the_identity_at_zero_and_the_module_at_one():
+    """forward_gated(x, gate) = x + gate (module(x) - x), per channel; the gate gets a gradient."""
+    check_forward_gated(ECALayer(8))

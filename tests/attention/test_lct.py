@@ -57,10 +57,19 @@ def test_create_by_name(name):
     assert isinstance(module, LCT) and module.groups == 8
 
 
+@pytest.mark.parametrize("channels,groups", [(64, 8), (12, 6), (3, 3), (30, 6), (33, 3), (50, 5), (7, 7), (1, 1)])
+def test_default_groups_lowered_to_a_divisor(channels, groups):
+    """groups=None: 8, lowered to the largest divisor of C that is <= 8 (as SKLayer does with 32)."""
+    module = LCT(channels)
+    assert module.groups == groups
+    assert module(torch.randn(2, channels, 3, 3)).shape == (2, channels, 3, 3)
+    assert create_attention("lct", channels).groups == groups
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(channels=12, groups=8), "divisible"),
+        (dict(channels=12, groups=8), r"divisible by groups, got channels=12, groups=8 \(leave groups=None"),
         (dict(channels=0), "channels"),
         (dict(channels=8, groups=0), "groups"),
         (dict(channels=8, eps=-1.0), "eps"),

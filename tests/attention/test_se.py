@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, check_forward_gated, assert_tiling_invariant, count_params, perturb_parameters
 
 from plugattn.attention import SELayer, create_attention
 from plugattn.testing import assert_rel_close
@@ -92,3 +92,8 @@ def test_bad_arguments_raise(kwargs, match):
 def test_bad_input_raises(shape, match):
     with pytest.raises(ValueError, match=match):
         SELayer(32)(torch.randn(shape))
+
+
+def test_forward_gated_is_the_identity_at_zero_and_the_module_at_one():
+    """forward_gated(x, gate) = x + gate (module(x) - x), per channel; the gate gets a gradient."""
+    check_forward_gated(SELayer(8, reduction=4))

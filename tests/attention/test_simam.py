@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from .attention_checks import ALL_CHECKS, count_params
+from .attention_checks import ALL_CHECKS, check_forward_gated, count_params
 
 from plugattn.attention import SimAM, create_attention
 from plugattn.attention.simam import simam_module
@@ -90,3 +90,8 @@ def test_bad_input_raises():
         module(torch.randn(1, 4, 5, 5))
     with pytest.raises(ValueError, match=r"expects input of shape \(B, C, H, W\)"):
         module(torch.randn(8, 5, 5))
+
+
+def test_forward_gated_is_the_identity_at_zero_and_the_module_at_one():
+    """forward_gated(x, gate) = x + gate (module(x) - x), per channel; the gate gets a gradient."""
+    check_forward_gated(SimAM(8))

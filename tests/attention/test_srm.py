@@ -91,3 +91,26 @@ def test_bad_arguments_raise(kwargs, match):
 def test_wrong_channel_count_raises():
     with pytest.raises(ValueError, match="SRM was built for 8 channels, got input with 4"):
         SRM(8)(torch.randn(1, 4, 3, 3))
+
+
+def test_sigma_differs_from_the_authors_code_only_by_the_variance_normalisation():
+    """The authors' style pooling (models/recalibration_modules.py since 2019-08-02) is
+    sqrt(x.var(unbiased) + eps); ours is sqrt(biased var + eps): equal after rescaling the variance,
+    and on a 1x1 map the authors' is NaN while ours is sqrt(eps)."""
+    eps = 1e-5
+    x = torch.randn(2, 6, 5, 3, dtype=torch.float64)
+    flat = x.flatten(2)
+    authors_sigma = (flat.var(dim=2, keepdim=True) + eps).sqrt()
+    ours = SRM(6, eps=eps).double()
+    captured = {}
+    ours.cfc.register_forward_hook(lambda m, args, out: captured.update(style=args[0]))
+    ours.eval()(x)
+    our_sigma = captured["style"][..., 1:]
+    hw = flat.shape[2]
+    assert torch.allclose(our_sigma.square() - eps, (authors_sigma.square() - eps) * (hw - 1) / hw)
+    single = torch.randn(1, 6, 1, 1, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="degrees of freedom"):
+        assert torch.isnan(single.flatten(2).var(dim=2)).all()
+    captured.clear()
+    ours(single)
+    assert torch.allclose(captured["style"][..., 1], torch.full((1, 6), eps ** 0.5, dtype=torch.float64))

@@ -5,8 +5,13 @@ import pytest
 import torch
 from .attention_checks import ALL_CHECKS, count_params, perturb_parameters
 
+import timm
+import torchvision
+
 from plugattn.attention import WindowAttention2d, create_attention
-from plugattn.testing import assert_rel_close
+from plugattn.attention.window import default_num_heads, map_window
+from plugattn.inject import inject_attention
+from plugattn.testing import assert_rel_close, relative_error
 
 CHANNELS = 8  # small enough for gradcheck over every parameter
 
@@ -30,7 +35,7 @@ def test_parameter_count_at_64_channels():
 @pytest.mark.parametrize("channels,heads,window", [(64, None, 7), (96, 3, 7), (48, 4, 5), (16, 1, 1)])
 def test_bias_table_shape(channels, heads, window):
     module = WindowAttention2d(channels, num_heads=heads, window_size=window)
-    expected_heads = heads or max(1, channels // 32)
+    expected_heads = heads or default_num_heads(channels)
     assert module.num_heads == expected_heads
     assert module.relative_position_bias_table.shape == ((2 * window - 1) ** 2, expected_heads)
 
@@ -76,14 +81,14 @@ def test_starts_near_identity():
 
 def test_matches_explicit_pre_norm_residual_form():
     # y = x + gamma * proj(WMSA(LN(x))), WMSA from the kernel's reference
-    from plugattn.kernels.window_attention import window_attention_reference
+    from plugattn.kernels import window_attention_reference
 
     module = perturb_parameters(WindowAttention2d(CHANNELS, num_heads=2, window_size=3, shift_size=1)).eval()
     x = torch.randn(2, CHANNELS, 5, 7)
     tokens = torch.nn.functional.layer_norm(x.permute(0, 2, 3, 1), (CHANNELS,), module.norm.weight, module.norm.bias)
-    q, k, v = (tokens @ module.qkv.weight.T + module.qkv.bias).reshape(2, 5, 7, 3, 2, 4).unbind(3)
-    attended = window_attention_reference(q, k, v, module.relative_position_bias_table, 3, 1, 4 ** -0.5)
-    expected = x + (module.gamma * (attended.reshape(2, 5, 7, 8) @ module.proj.weight.T + module.proj.bias)).permute(0, 3, 1, 2)
+    qkv = tokens @ module.qkv.weight.T + module.qkv.bias  # (B, H, W, 3C)
+    attended = window_attention_reference(qkv, module.relative_position_bias_table, 3, 1, 4 ** -0.5)
+    expected = x + (module.gamma * (attended @ module.proj.weight.T + module.proj.bias)).permute(0, 3, 1, 2)
     assert_rel_close(module(x), expected)
 
 
@@ -112,3 +117,76 @@ def test_bad_arguments(kwargs, match):
 def test_wrong_input_channels():
     with pytest.raises(ValueError, match="built for 64 channels"):
         WindowAttention2d(64)(torch.randn(1, 32, 7, 7))
+
+
+def test_default_heads_divide_every_width():
+    # issue 17: max(1, C // 32) failed 76 of the 128 multiples of 8 up to 1024
+    for channels in range(8, 1025, 8):
+        heads = default_num_heads(channels)
+        assert channels % heads == 0
+        head_dim = channels // heads
+        assert all(abs(channels // h - 32) >= abs(head_dim - 32) for h in range(1, channels + 1) if channels % h == 0)
+    assert [default_num_heads(c) for c in (96, 192, 768, 112, 104, 16, 48)] == [3, 6, 24, 4, 4, 1, 2]
+    assert default_num_heads(252) == 7  # head dims 28 and 36 tie: the larger head dim
+    assert WindowAttention2d(112).num_heads == 4
+
+
+def test_mobilenet_v3_injection_with_112_channels():
+    model = torchvision.models.mobilenet_v3_large()
+    model = inject_attention(model, "window", after="InvertedResidual")
+    widths = {m.channels for m in model.modules() if isinstance(m, WindowAttention2d)}
+    assert 112 in widths
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def _timm_block(module: WindowAttention2d, height: int, width: int, shift: int):
+    """timm's SwinTransformerBlock for an H×W map with the plug-in's weights, MLP half zeroed: its output
+    is x + W-MSA(LN(x)), the plug-in's with gamma = 1 (timm fits the window to the map itself)."""
+    m, heads = module.window_size, module.num_heads
+    block = timm.models.swin_transformer.SwinTransformerBlock(
+        module.channels, (height, width), num_heads=heads, window_size=m, shift_size=shift,
+        qkv_bias=module.qkv.bias is not None).eval()
+    window = block.window_size[0]
+    block.norm1.load_state_dict(module.norm.state_dict())
+    block.attn.qkv.load_state_dict(module.qkv.state_dict())
+    block.attn.proj.load_state_dict(module.proj.state_dict())
+    with torch.no_grad():
+        for dr in range(-(window - 1), window):
+            for dc in range(-(window - 1), window):
+                block.attn.relative_position_bias_table[(dr + window - 1) * (2 * window - 1) + dc + window - 1] = \
+                    module.relative_position_bias_table[(dr + m - 1) * (2 * m - 1) + dc + m - 1]
+        block.mlp.fc2.weight.zero_()
+        block.mlp.fc2.bias.zero_()
+    return block
+
+
+@pytest.mark.parametrize("side", [1, 4, 5, 7])
+def test_small_maps_shrink_the_window_and_drop_the_shift(side):
+    # issue 17: a map no larger than the window is one window of the map's size, unshifted (official Swin, timm)
+    module = perturb_parameters(WindowAttention2d(16, num_heads=2, window_size=7, shift_size=3)).eval()
+    with torch.no_grad():
+        module.gamma.fill_(1.0)
+    assert map_window(side, side, 7, 3) == (side, 0)
+    x = torch.randn(2, 16, side, side)
+    expected = _timm_block(module, side, side, 3)(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    assert_rel_close(module(x), expected)
+
+
+@pytest.mark.parametrize("qkv_bias", [False, True])
+def test_padded_tokens_follow_the_documented_convention(qkv_bias):
+    # 9x9 map, window 7, shift 3: padded to 14x14. Padded tokens have q = k = v = 0 here; timm pads
+    # before the qkv projection, so they agree without a qkv bias and differ (documented) with one.
+    torch.manual_seed(1)
+    module = perturb_parameters(WindowAttention2d(16, num_heads=2, window_size=7, shift_size=3,
+                                                  qkv_bias=qkv_bias)).eval()
+    with torch.no_grad():
+        module.gamma.fill_(1.0)
+        if qkv_bias:
+            module.qkv.bias.normal_(0.0, 1.0)
+    x = torch.randn(2, 16, 9, 9)
+    expected = _timm_block(module, 9, 9, 3)(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    if qkv_bias:
+        assert relative_error(module(x), expected) > 1e-3
+    else:
+        assert_rel_close(module(x), expected)

@@ -1,19 +1,24 @@
 """BViT-S (Li et al., IEEE TNNLS 2023): DeiT-S + parameter-free broad attention."""
+from functools import partial
+
 import pytest
 import torch
 
 from .backbone_checks import (
-    ContractCase, check_timm_outputs_match, contract_tests, count_params, model_fixture, on_meta,
+    ContractCase, check_keys_match_timm, check_timm_outputs_match, contract_tests, count_params, model_fixture,
+    on_meta, timm_param_count,
 )
 from plugattn.backbones.bvit import BroadAttention, BViT, bvit_small
 
 DEIT_S_PARAMS = 22_050_664  # timm vit_small_patch16_224 == deit_small_patch16_224; broad attention adds 0
+# the official BViT (koala719/BViT, model/layer/bvit.py) has no qkv bias: 12 layers x 3 * 384 biases fewer
+BVIT_S_PARAMS = DEIT_S_PARAMS - 12 * 3 * 384  # 22,036,840
 SIZE = 64
 
 CASE = ContractCase(
     bvit_small, "bvit_small", "vit", num_features=384, created_as="bvit_small", model_class=BViT,
     train_on_fixture=True,
-    params=DEIT_S_PARAMS, timm_name="deit_small_patch16_224", reference_params=DEIT_S_PARAMS,
+    params=BVIT_S_PARAMS, reference_params=BVIT_S_PARAMS,
     size=SIZE, heads_with_weights=True, feature_shape=(2, 17, 384),  # 64 / 16 = 4 x 4 patches + the class token
     fx_sizes=(224,), init_factory=bvit_small, init_kwargs=dict(num_classes=10),
     inject_sites=(("PatchEmbed", 1),), token_blocks=("BViTBlock",),
@@ -26,8 +31,16 @@ def test_broad_attention_adds_no_parameters():
     assert count_params(on_meta(bvit_small).broad_attention) == 0
 
 
+def test_qkv_has_no_bias_as_the_official_code(model):
+    assert all(block.attn.qkv.bias is None for block in model.blocks)
+    assert timm_param_count("deit_small_patch16_224", qkv_bias=False) == BVIT_S_PARAMS
+    check_keys_match_timm(bvit_small, "deit_small_patch16_224", qkv_bias=False)
+
+
 def test_without_broad_attention_it_is_timm_deit_s():
-    ours = bvit_small(img_size=SIZE, broad_weight=0.0)
+    ours = bvit_small(img_size=SIZE, broad_weight=0.0, qkv_bias=True)
+    assert count_params(on_meta(bvit_small, qkv_bias=True)) == DEIT_S_PARAMS
+    check_keys_match_timm(partial(bvit_small, qkv_bias=True), "deit_small_patch16_224")
     check_timm_outputs_match(ours, "deit_small_patch16_224", torch.randn(1, 3, SIZE, SIZE), img_size=SIZE)
 
 

@@ -46,8 +46,11 @@ def test_stripe_attention_matches_a_direct_statement():
 
 
 def test_size_that_does_not_tile_into_stripes_is_refused(model):
-    with pytest.raises(ValueError, match="not divisible by stripes of width 7"):
+    # the shared input check says the rule up front; the stage itself still refuses (forward_features)
+    with pytest.raises(ValueError, match=r"expects a \(B, 3, H, W\) batch with H, W multiples of 112, got a 64x64"):
         model.eval()(torch.randn(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="not divisible by stripes of width 7"):
+        model.forward_features(torch.randn(1, 3, 64, 64))
 
 
 def test_bad_arguments():

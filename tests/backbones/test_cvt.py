@@ -62,3 +62,15 @@ def test_features_are_the_last_stage_map(x64):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CvT(**kwargs)
+
+
+def test_mlp_activation_is_quick_gelu_as_the_official_code(model):
+    # official microsoft/CvT get_cls_model builds the model with act_layer=QuickGELU: x * sigmoid(1.702 x)
+    from plugattn.backbones.layers import QuickGELU
+    activations = [block.mlp.act for stage in model.stages for block in stage.blocks]
+    assert len(activations) == 13 and all(isinstance(act, QuickGELU) for act in activations)
+    x = torch.randn(64)
+    assert torch.equal(activations[0](x), x * torch.sigmoid(1.702 * x))
+    exact = CvT(dims=(8, 16, 32), depths=(1, 1, 1), heads=(1, 2, 4), act="gelu")
+    assert isinstance(exact.stages[0].blocks[0].mlp.act, torch.nn.GELU)
+    assert sum(p.numel() for p in on_meta(cvt_13).parameters()) == 19_997_480  # no parameters change

@@ -26,8 +26,10 @@ test_contract = contract_tests(CASE)
 
 def test_size_not_divisible_by_the_patching_is_refused(model):
     # 96 -> the last MobileViT block sees 3x3, not divisible by the 2x2 patch
-    with pytest.raises(ValueError, match="3x3 is not divisible by the 2x2 patch"):
+    with pytest.raises(ValueError, match=r"expects a \(B, 3, H, W\) batch with H, W multiples of 64, got a 96x96"):
         model.eval()(torch.randn(1, 3, 96, 96))
+    with pytest.raises(ValueError, match="3x3 is not divisible by the 2x2 patch"):  # the block's own check
+        model.forward_features(torch.randn(1, 3, 96, 96))
 
 
 def test_unfold_fold_round_trip_and_layout():

@@ -41,7 +41,7 @@ def test_mismatched_keys_are_listed_and_bad_source_refused():
     state = {"0.weight": torch.zeros(2, 1, 1, 1), "extra": torch.zeros(1)}
     with pytest.raises(ValueError, match=r"missing keys: 0.bias; unexpected keys: extra"):
         load_external_weights(model, state, "timm")
-    with pytest.raises(ValueError, match=r"source must be one of 'torchvision', 'timm', got 'tf'"):
+    with pytest.raises(ValueError, match=r"source must be one of 'torchvision', 'timm', 'official', got 'tf'"):
         load_external_weights(model, model.state_dict(), "tf")
 
 

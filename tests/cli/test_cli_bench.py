@@ -61,3 +61,51 @@ def test_bench_window_op(cli, tmp_path):
     assert all(r[7] == "torch" and float(r[6]) > 0 for r in rows)
     status, _, err = cli("bench", "--op", "window", "--device", "cpu", "--shapes", "1x9x9x48", "--out", str(tmp_path))
     assert_user_error(status, err, "C divisible by the head width 32", "C=48")
+
+
+def test_each_op_reads_shapes_in_its_own_layout(cli, tmp_path):
+    """simam/eca/se read NxCxHxW, window BxHxWxC (its --help says so); a size that does not fit an op is an
+    error naming the op and its layout, and OP=SIZE gives one op its own sizes."""
+    from plugattn.cli import build_parser
+
+    help_text = " ".join(build_parser(load=["bench"])._subparsers._group_actions[0].choices["bench"].format_help().split())
+    assert "window BxHxWxC (channels last: Swin's token layout)" in help_text and "eca NxCxHxW" in help_text
+    status, _, err = cli("bench", "--op", "all", "--device", "cpu", "--shapes", "4x64x28x28", "--out", str(tmp_path))
+    assert_user_error(status, err, "--op window:", "C=28", "reads --shapes sizes as BxHxWxC", "--shapes window=SIZE")
+    status, out, err = cli("bench", "--op", "eca", "window", "--device", "cpu", "--pass", "fwd", "--out", str(tmp_path),
+                           "--shapes", "eca=1x8x4x4", "window=1x7x7x32")
+    assert status == 0, err
+    assert [line.split()[:3] for line in out.splitlines() if line.split()[:1] in (["eca"], ["window"])] == [
+        ["eca", "fp32", "1x8x4x4"], ["window", "fp32", "1x7x7x32"]]
+    status, _, err = cli("bench", "--op", "eca", "--device", "cpu", "--shapes", "conv=1x8x4x4", "--out", str(tmp_path))
+    assert_user_error(status, err, "'conv' is not an op")
+
+
+def test_cpu_tables_have_no_bandwidth_columns(cli, tmp_path):
+    status, out, err = cli("bench", "--op", "simam", "--device", "cpu", "--shapes", "1x4x3x3", "--pass", "fwd",
+                           "--out", str(tmp_path))
+    assert status == 0, err
+    header = next(line for line in out.splitlines() if line.startswith("op "))
+    assert header.split()[-2:] == ["x", "compile"] and "GB/s" not in header
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| × compile |\n" in markdown and "GB/s (floor)" not in markdown
+
+
+def test_chart_uses_a_log_axis_and_carries_the_cpu_caveat(tmp_path):
+    if not HAS_MATPLOTLIB:
+        pytest.skip("matplotlib is not installed")
+    from unittest import mock
+
+    from matplotlib.axes import Axes
+
+    from plugattn.cli import bench_cmd
+    from plugattn.cli.chart import draw_speedups
+
+    rows = [{"op": "eca", "dtype": "fp32", "shape": (1, 8, 4, 4), "pass": "fwd", "vs_eager": 0.01, "vs_compile": None},
+            {"op": "se", "dtype": "fp32", "shape": (1, 8, 4, 4), "pass": "fwd", "vs_eager": 30.0, "vs_compile": None}]
+    with mock.patch.object(Axes, "set_title", autospec=True, side_effect=Axes.set_title) as title, \
+            mock.patch.object(Axes, "set_xscale", autospec=True, side_effect=Axes.set_xscale) as scale:
+        draw_speedups(rows, tmp_path / "chart.png", "cpu", bench_cmd.CPU_CHART_NOTE)
+    assert scale.call_args.args[1] == "log"
+    assert bench_cmd.CPU_CHART_NOTE in title.call_args.args[1]
+    assert (tmp_path / "chart.png").stat().st_size > 5000

@@ -90,7 +90,8 @@ def test_cuda_without_gpu(cli, tmp_path, command):
 
 def test_input_size_the_model_cannot_take(cli):
     status, out, err = cli("inject", "resnet18", "eca", "--after", "basicblock", "--input-size", "1", "64", "64")
-    assert_user_error(status, err, "resnet18 cannot run on a 1×1×64×64 input", "to have 3 channels", "check --input-size")
+    assert_user_error(status, err, "resnet18 cannot run on a 1×1×64×64 input", "ResNet expects a (B, 3, H, W) batch",
+                      "got 1 channels", "check --input-size")
     assert out == ""
 
 

@@ -19,7 +19,8 @@ def test_inject_resnet18_eca_end_to_end_and_save_round_trip(tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Traceback" not in result.stderr
-    assert "path: FX graph rewrite" in out
+    assert "path: forward hooks at module boundaries" in out
+    assert "forward hook on layer1.0" in out
 
     site_rows = [line.split() for line in out.splitlines() if re.match(r"layer\d\.\d\s", line)]
     assert [row[0] for row in site_rows] == [f"layer{s}.{b}" for s in range(1, 5) for b in range(2)]

@@ -26,8 +26,10 @@ def test_list_attention_end_to_end(tmp_path):
 def test_list_backbones_by_family(cli):
     status, out, _ = cli("list", "backbones", "--family", "cnn")
     assert status == 0
+    assert out.splitlines()[0].split() == ["name", "family", "class", "paper", "params", "gmacs"]
     resnet50 = _row(out, "resnet50")
-    assert resnet50[1:3] == ["cnn", "ResNet"] and resnet50[-1] == "25.56M"  # torchvision: 25,557,032
+    # torchvision: 25,557,032 parameters, 4.09 GFLOPS (multiply-adds) at 224
+    assert resnet50[1:3] == ["cnn", "ResNet"] and resnet50[-3:] == ["25.56M", "4.09", "@224"]
     assert all(line.split()[1] == "cnn" for line in out.splitlines()[2:])
     assert "vit_tiny_patch16_224" not in out and "swin_tiny" not in out
 
@@ -35,3 +37,17 @@ def test_list_backbones_by_family(cli):
 def test_family_applies_to_backbones_only(cli):
     status, _, err = cli("list", "attention", "--family", "cnn")
     assert_user_error(status, err, "--family applies to 'plugattn list backbones'")
+
+
+def test_list_backbones_reads_the_precomputed_table(cli, monkeypatch):
+    # no model is built: the figures come from plugattn.backbones.measured
+    from plugattn.backbones import registry
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("plugattn list backbones built a model")
+
+    monkeypatch.setattr(registry, "create_backbone", refuse)
+    status, out, _ = cli("list", "backbones", "--family", "mlp")
+    assert status == 0
+    gfnet = _row(out, "gfnet_ti")
+    assert gfnet[-3:] == ["7.51M", "1.28", "@224"]  # GFNet-Ti: 7.5M, 1.3 GFLOPs with the FFTs counted

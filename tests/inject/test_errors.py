@@ -24,21 +24,21 @@ def test_branch_without_residual_names_the_block():
         inject_attention(TinyResNet(), "eca", branch="PlainBlock", example_input=X)
 
 
-def test_branch_on_torchvision_mobilenet_v2_names_the_first_block_without_skip():
+def test_branch_no_residual_error_names_the_first_block_without_skip():
     torchvision = pytest.importorskip("torchvision")
-    with pytest.raises(ValueError, match=r"block 'features.1' \(InvertedResidual\) has no residual addition"):
+    with pytest.raises(ValueError, match=r"block 'features.1' \(InvertedResidual\) has no residual addition.*no_residual='error'"):
         inject_attention(torchvision.models.mobilenet_v2(), "eca", branch="InvertedResidual",
-                         example_input=torch.randn(1, 3, 32, 32))
+                         example_input=torch.randn(1, 3, 32, 32), no_residual="error")
 
 
 def test_module_called_twice(resnet50, image32):
     # torchvision's Bottleneck calls its single self.relu three times
-    with pytest.raises(ValueError, match=r"site 'layer1.0.relu' \(ReLU\) is called 3 times"):
+    with pytest.raises(ValueError, match=r"site 'layer1.0.relu' \(ReLU, after\) is called 3 times"):
         inject_attention(resnet50, "eca", after="layer1.0.relu", example_input=image32)
 
 
 def test_matched_but_never_called():
-    with pytest.raises(ValueError, match="matched unused, but none is called in forward"):
+    with pytest.raises(ValueError, match="matched unused, but the example input reached none of them"):
         inject_attention(TinyResNet(), "eca", after="name:unused", example_input=X)
 
 
@@ -78,7 +78,8 @@ def test_model_not_a_module():
 
 
 def test_example_input_that_does_not_fit():
-    with pytest.raises(ValueError, match="running example_input through the traced model failed"):
+    with pytest.raises(ValueError, match=r"running example_input \(1×5×16×16\) through TinyResNet failed: "
+                                         r"RuntimeError: .*3 channels.*its default size is 3×224×224"):
         inject_attention(TinyResNet(), "eca", after="ResidualBlock", example_input=torch.randn(1, 5, 16, 16))
 
 

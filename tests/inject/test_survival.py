@@ -1,11 +1,12 @@
-"""Injected models survive training, copying, serialization, compilation, DDP and re-tracing."""
+"""Injected models survive training, copying, serialization, compilation, export (torch.export,
+both ONNX exporters), DDP and FSDP2, and re-tracing."""
 import copy
 import pickle
 
 import pytest
 import torch
 
-from .inject_models import DataDependentNet, TinyResNet, ddp_worker
+from .inject_models import DataDependentNet, TinyResNet, distributed_worker, rank_input
 from plugattn.inject import inject_attention, remove_attention
 from plugattn.testing import assert_rel_close
 
@@ -14,22 +15,23 @@ EXAMPLE = X[:1]
 
 
 def build(kind: str, seed: int = 0):
-    """(original, injected) for the three ways a model comes out of inject_attention."""
+    """(original, injected) for the three ways attention is attached (after, branch, before on a
+    model with data-dependent control flow)."""
     torch.manual_seed(seed)
-    if kind == "fx-after":
+    if kind == "after":
         original = TinyResNet()
         injected = inject_attention(original, "eca", after="ResidualBlock", example_input=EXAMPLE)
-    elif kind == "fx-branch":
+    elif kind == "branch":
         original = TinyResNet()
         injected = inject_attention(original, "se", branch="ResidualBlock", reduction=4, example_input=EXAMPLE)
     else:
         original = DataDependentNet()
         injected = inject_attention(original, "eca", before="PlainBlock", example_input=EXAMPLE)
-        assert injected.injection_report.mode == "hook"
+    assert type(injected) is type(original)
     return original, injected
 
 
-KINDS = ["fx-after", "fx-branch", "hook"]
+KINDS = ["after", "branch", "before"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -87,7 +89,7 @@ def test_state_dict_into_a_freshly_injected_model(kind, tmp_path):
     assert_rel_close(fresh(X), trained(X))
 
 
-@pytest.mark.parametrize("kind", ["fx-after", "fx-branch"])
+@pytest.mark.parametrize("kind", ["after", "branch"])
 def test_symbolic_trace_of_the_result(kind):
     _, injected = build(kind)
     injected.eval()
@@ -117,22 +119,69 @@ def test_remove_attention_gives_back_the_original(kind):
 @pytest.mark.slow
 def test_torch_compile_on_cpu():
     # inductor (the default backend) compiles this model in ~30 s on 2 CPU cores
-    _, injected = build("fx-after")
+    _, injected = build("branch")
     injected.eval()
     compiled = torch.compile(injected)
     assert_rel_close(compiled(X), injected(X))
 
 
+@pytest.mark.parametrize("kind", ["after", "branch"])
+def test_torch_export(kind):
+    _, injected = build(kind)
+    injected.eval()
+    exported = torch.export.export(injected, (X,))
+    assert_rel_close(exported.module()(X), injected(X))
+    attention_keys = {f"{s.attention}.{k}" for s in injected.injection_report.sites
+                      for k, _ in injected.get_submodule(s.attention).named_parameters()}
+    assert attention_keys <= set(exported.state_dict)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_onnx_export_runs_in_onnxruntime(dynamo, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    _, injected = build("branch")
+    injected.eval()
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(injected, (X,), str(path), dynamo=dynamo, input_names=["x"])
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {session.get_inputs()[0].name: X.numpy()})
+    expected = injected(X).detach()
+    assert float((torch.from_numpy(out) - expected).abs().max()) <= 1e-4
+    assert not torch.allclose(expected, remove_attention(injected)(X), atol=1e-4)  # the attention is in the graph
+
+
+def _single_process_mean_grads(model, size):
+    """Gradients of the mean over ranks' losses, computed in one process (what DDP and FSDP average)."""
+    model = copy.deepcopy(model)
+    for rank in (0, 1):
+        (model(rank_input(rank, size)).square().mean() / 2).backward()
+    return {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+
+
 @pytest.mark.slow
-def test_ddp_step_with_gloo_gradients_equal_across_ranks(tmp_path):
-    _, injected = build("fx-branch")
-    torch.save(injected, tmp_path / "model.pt")
-    torch.multiprocessing.spawn(ddp_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
-    grads0 = torch.load(tmp_path / "grads0.pt")
-    grads1 = torch.load(tmp_path / "grads1.pt")
-    used = [n for n, _ in injected.named_parameters() if not n.startswith("unused.")]
-    assert list(grads0) == list(grads1) == used
-    for name in grads0:
-        assert torch.equal(grads0[name], grads1[name]), name
-    attention_grads = [g for n, g in grads0.items() if ".se." in n]
-    assert len(attention_grads) == 8 and all(g.abs().sum() > 0 for g in attention_grads)
+def test_ddp_and_fsdp2_steps_with_gloo(tmp_path):
+    # item 15: fully_shard on the blocks and root of an injected resnet18 (branch) used to fail with
+    # "got mixed torch.Tensor and DTensor": the traced root skipped the blocks' unshard hooks
+    torchvision = pytest.importorskip("torchvision")
+    _, for_ddp = build("branch")
+    torch.manual_seed(0)
+    for_fsdp = inject_attention(torchvision.models.resnet18(), "eca", branch="BasicBlock",
+                                example_input=torch.randn(1, 3, 32, 32))
+    torch.save(for_ddp, tmp_path / "ddp.pt")
+    torch.save(for_fsdp, tmp_path / "fsdp.pt")
+    torch.multiprocessing.spawn(distributed_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"grads{r}.pt") for r in (0, 1)]
+    # FSDP's reduce-scatter sums in another order, and train-mode BN over ResNet-18's 1x1 layer4 maps
+    # of 2 images is ill-conditioned: measured 2.6e-4 on conv1.weight, so 1e-3 there
+    for kind, model, size, tolerance in (("ddp", for_ddp, 16, 1e-5), ("fsdp", for_fsdp, 32, 1e-3)):
+        grads0, grads1 = ranks[0][kind], ranks[1][kind]
+        expected = _single_process_mean_grads(model, size)
+        assert list(grads0) == list(grads1) == list(expected), kind
+        for name in grads0:
+            assert torch.equal(grads0[name], grads1[name]), (kind, name)
+            assert_rel_close(grads0[name], expected[name], what=f"{kind} {name}", tolerance=tolerance)
+        attention = [g for n, g in grads0.items() if any(n.startswith(s.attention + ".") for s in model.injection_report.sites)]
+        assert len(attention) == 8 and all(g.abs().sum() > 0 for g in attention), kind
