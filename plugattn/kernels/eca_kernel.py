@@ -60,7 +60,7 @@ def eca_reference(x: torch.Tensor, weight: torch.Tensor, gamma: Optional[torch.T
     pooled = x.mean(dim=(2, 3)).unsqueeze(1)  # (N, C, H, W) -> (N, 1, C): channels are the sequence
     logits = F.conv1d(pooled, weight, padding=kernel_size // 2).squeeze(1)  # (N, C)
     y = x * torch.sigmoid(logits)[:, :, None, None]
-    return y if gamma is None else x + gamma[None, :, None, None] * (y - x)
+    return y if gamma is None else x - (0.0 - gamma[None, :, None, None] * (y - x))  # x + change, keeping -0.0 where change is 0
 
 
 # ----------------------------------------------------------------------------- launch plan

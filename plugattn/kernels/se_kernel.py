@@ -81,7 +81,7 @@ def se_reference(
     hidden = _activation(act, F.linear(pooled, w1.reshape(w1.shape[0], -1), b1))  # (N, hidden)
     scale = _gate(gate, F.linear(hidden, w2.reshape(w2.shape[0], -1), b2))  # (N, C)
     y = x * scale[:, :, None, None]
-    return y if gamma is None else x + gamma[None, :, None, None] * (y - x)
+    return y if gamma is None else x - (0.0 - gamma[None, :, None, None] * (y - x))  # x + change, keeping -0.0 where change is 0
 
 
 # ----------------------------------------------------------------------------- excitation (fp32)

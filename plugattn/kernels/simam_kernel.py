@@ -60,7 +60,7 @@ def simam_reference(x: torch.Tensor, e_lambda: float = 1e-4, gamma: Optional[tor
     d = (x - x.mean(dim=(2, 3), keepdim=True)).pow(2)  # (N, C, H, W)
     variance = d.sum(dim=(2, 3), keepdim=True) / neighbours  # (N, C, 1, 1)
     y = x * torch.sigmoid(d / (4 * (variance + e_lambda)) + 0.5)
-    return y if gamma is None else x + gamma[None, :, None, None] * (y - x)
+    return y if gamma is None else x - (0.0 - gamma[None, :, None, None] * (y - x))  # x + change, keeping -0.0 where change is 0
 
 
 # ----------------------------------------------------------------------------- Triton kernels

@@ -45,7 +45,8 @@ def test_partition_and_names(source, init):
     assert sum(p.numel() for p in added_parameters(model)) == model.injection_report.params_added
     assert added_module_names(model) == [s.attention for s in model.injection_report.sites]
     if init == "identity":
-        assert "layer1.0.se.gamma" in dict(added) and "layer1.0.se.attention.fc1.weight" in dict(added)
+        first = model.injection_report.sites[0].attention  # layer1.0.se (layer1.0.se_1 in timm, whose blocks have .se)
+        assert f"{first}.gamma" in dict(added) and f"{first}.attention.fc1.weight" in dict(added)
     assert len(host_parameters(model)) == len(host_named)
 
 
