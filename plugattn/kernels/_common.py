@@ -155,7 +155,7 @@ def check_same_dtype(op: str, x: torch.Tensor, **params: Optional[torch.Tensor])
         ...
         ValueError: eca: weight has dtype float16 but x has float32; pass tensors of one dtype (or run under torch.autocast)
     """
-    if torch.is_autocast_enabled(x.device.type) if _AUTOCAST_TAKES_DEVICE else torch.is_autocast_enabled():
+    if _autocast_enabled(x.device.type):
         return
     for name, value in params.items():
         if value is not None and value.dtype != x.dtype:
@@ -174,6 +174,16 @@ def _autocast_takes_device() -> bool:
 
 
 _AUTOCAST_TAKES_DEVICE = _autocast_takes_device()
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type``; devices autocast does not know (meta) never autocast."""
+    if not _AUTOCAST_TAKES_DEVICE:
+        return torch.is_autocast_enabled()
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # "unknown device type for autocast", e.g. the meta device FLOP counting uses
+        return False
 
 
 def check_gamma(op: str, x: torch.Tensor, gamma: Optional[torch.Tensor]) -> None:

@@ -55,7 +55,7 @@ def test_an_input_the_model_cannot_take_names_the_size_it_needs():
         inject_attention(create_backbone("mobilevit_s"), "eca", after="MV2Block", example_input=torch.randn(1, 3, 224, 224))
     message = str(info.value)
     assert message.startswith("running example_input (1×3×224×224) through MobileViT failed: ValueError: ")
-    assert "divisible by 64" in message and "its default size is 3×256×256" in message
+    assert "multiples of 64" in message and "its default size is 3×256×256" in message
     assert "\n" not in message
 
 
