@@ -179,7 +179,7 @@ def bench_op(impl: str, stage: Stage, batch: int, dtype_name: str, mode: str,
 def bench_model_step(backend: str, batch: int, size: int, dtype_name: str, device: torch.device,
                      warmup: int, reps: int) -> float:
     """Milliseconds of one Swin-T training step (forward, cross-entropy, backward, SGD) on ``backend``."""
-    from ..backbones.swin import swin_tiny
+    from ..backbones.vit.swin import swin_tiny
 
     torch.manual_seed(0)
     model = swin_tiny().to(device).train()

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from plugattn.backbones import create_backbone
-from plugattn.backbones.gfnet import GlobalFilter
+from plugattn.backbones.mlp.gfnet import GlobalFilter
 from plugattn.cli import measure
 from plugattn.flops import count_macs, fft_flops
 

@@ -1,0 +1,1 @@
+"""Convolutional backbones; each module registers its variants with ``register_backbone``."""

@@ -1,0 +1,1 @@
+"""MLP-like backbones; each module registers its variants with ``register_backbone``."""

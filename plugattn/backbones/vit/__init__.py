@@ -1,0 +1,1 @@
+"""Vision-transformer backbones; each module registers its variants with ``register_backbone``."""
