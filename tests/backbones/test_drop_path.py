@@ -1,9 +1,9 @@
 """Each backbone's default stochastic-depth (drop-path) rate is its paper's training configuration, as sourced below.
 
 The rate is the ``drop_path_rate`` argument (the last block's rate of the model's own schedule); ``None``: the
-paper trains without stochastic depth and the model has no such argument (no active drop path). "not re-checked" marks a rate kept from the first
-release that this table could not tie to an official training configuration yet (the source given is what the
-value follows).
+paper trains without stochastic depth and the model has no such argument (no active drop path). "unconfirmed"
+marks a rate that no stored source states for that variant: the source says what was read and what the value
+follows.
 """
 import pytest
 import torch
@@ -38,32 +38,39 @@ PAPER_DROP_PATH = {
     "vit_tiny_patch16_224": (0.0, "Dosovitskiy et al. 2021: no stochastic depth (timm default 0)"),
     "vit_small_patch16_224": (0.0, "Dosovitskiy et al. 2021: no stochastic depth (timm default 0)"),
     "vit_base_patch16_224": (0.0, "Dosovitskiy et al. 2021: no stochastic depth (timm default 0)"),
-    "kvt_deit_small_patch16_224": (0.0, "not re-checked: timm deit_small default 0 (DeiT trains with 0.1)"),
-    "xcit_tiny_12_p16_224": (0.0, "not re-checked: timm default 0"),
-    "pit_ti_224": (0.0, "not re-checked: timm default 0"),
+    "kvt_deit_small_patch16_224": (0.1, "official KVT main.py:41 --drop-path default 0.1 (-> create_model "
+                                        "drop_path_rate, main.py:247); the README training command keeps it"),
+    "xcit_tiny_12_p16_224": (0.0, "unconfirmed: per-model ImageNet rates are in the paper's Table B.1 (README), "
+                                  "not readable here; the official detection/segmentation configs build T12 with "
+                                  "drop_path_rate=0.0 (S12 0.05, the README's ImageNet command)"),
+    "pit_ti_224": (0.0, "unconfirmed: no official training code; official pit.py PoolingTransformer "
+                        "drop_path_rate=.0; README: PiT-Ti 73.0 is the '+DeiT' setting (DeiT's --drop-path 0.1)"),
     "cvt_13": (0.1, "official cvt-13-224x224.yaml: DROP_PATH_RATE [0.0, 0.0, 0.1] (last stage only)"),
     "pvt_tiny": (0.1, "Wang et al. 2021 / official PVT: drop path 0.1"),
-    "cmt_ti": (0.1, "not re-checked: first-release default"),
-    "poolformer_s12": (0.0, "not re-checked: timm default 0 (the official README trains S12 with 0.1)"),
+    "cmt_ti": (0.1, "official README (ggjy/CMT.pytorch, huawei-noah cmt_pytorch) cmt_ti command: --drop-path 0.1"),
+    "poolformer_s12": (0.1, "official README: DROP_PATH=0.1 for s12 (rates [0.1, 0.1, 0.2, 0.3, 0.4])"),
     "mobilevit_s": (None, "Mehta & Rastegari 2022: no stochastic depth"),
     "p2t_tiny": (0.1, "official p2t.py: PyramidPoolingTransformer drop_path_rate=0.1, main.py --drop-path 0.1"),
     "p2t_tiny_v1": (0.1, "official p2t.py (first release): drop_path_rate=0.1"),
-    "efficientformer_l1": (0.0, "not re-checked: timm default 0"),
+    "efficientformer_l1": (0.0, "official main.py:246 create_model passes no drop_path_rate; "
+                                "EfficientFormer drop_path_rate=0. (models/efficientformer.py:333)"),
     "shiftvit_tiny": (0.2, "Wang et al. 2022: Shift-T drop path 0.2 (docstring)"),
-    "cswin_tiny": (0.1, "not re-checked: first-release default"),
-    "dilateformer_tiny": (0.1, "not re-checked: first-release default (official torch.linspace schedule)"),
-    "bvit_small": (0.0, "not re-checked: DeiT-S build default 0"),
+    "cswin_tiny": (0.2, "official README training command for CSWin_64_12211_tiny_224: --drop-path 0.2"),
+    "dilateformer_tiny": (0.1, "official dist_train.sh (README: bash dist_train.sh dilateformer_tiny): "
+                               "--drop-path 0.1"),
+    "bvit_small": (0.0, "official model/layer/bvit.py has no drop path; train_hp.py --drop-path default 0.0"),
     "moat_0": (0.2, "official deeplab2 moat0: survival_prob=0.8"),
     "swin_tiny": (0.2, "Liu et al. 2021, Sec. 4.1: Swin-T 0.2"),
     # MLP-like models
     "mixer_s16_224": (0.0, "Tolstikhin et al. 2021 / timm: 0"),
     "mixer_b16_224": (0.0, "Tolstikhin et al. 2021 / timm: 0"),
-    "gmlp_s16_224": (0.0, "not re-checked: timm default 0"),
+    "gmlp_s16_224": (0.0, "unconfirmed: no official code; the paper's survival probability for gMLP-S was not "
+                          "readable here; timm default 0"),
     "gfnet_ti": (0.0, "official main_gfnet.py builds gfnet-ti without drop_path_rate (GFNet default 0)"),
     "gfnet_xs": (0.0, "official main_gfnet.py builds gfnet-xs without drop_path_rate (GFNet default 0)"),
     "convmixer_768_32": (None, "Trockman & Kolter 2023: no stochastic depth"),
     "convmixer_1536_20": (None, "Trockman & Kolter 2023: no stochastic depth"),
-    "sequencer2d_s": (0.0, "not re-checked: timm default 0"),
+    "sequencer2d_s": (0.1, "official README training command for sequencer2d_s: --drop-path 0.1"),
     "smlpnet_tiny": (0.0, "official SPACH registry: smlpnet_tiny hard-codes dp_rate=0.0"),
     "dynamixer_s": (0.1, "official README training command for dynamixer_s: --drop-path 0.1"),
     "vip_s7": (0.1, "official README training command for vip_s7: --drop-path 0.1"),

@@ -26,7 +26,8 @@ Parameter names are timm's (``stem.proj``, ``stages.i.downsample.down``, ``stage
 ``head`` (renamed by :meth:`Sequencer2d.convert_external_state_dict`), so timm's ``sequencer2d_s``
 state_dict loads. Init as timm / the reference code (Flax-style Linear and conv init, see
 :func:`plugattn.backbones.mlp.mlp_mixer.init_mixer_weights`; LSTMs U(-1/sqrt(D), 1/sqrt(D)), PyTorch's
-default). Stochastic depth, when set, uses one rate for every block, as timm.
+default). Stochastic depth uses one rate for every block, as timm (the official two_dim_sequencer.py grows it
+linearly from 0 to drop_path_rate).
 
 Reference parameter count (1000 classes): timm's published count for ``sequencer2d_s``, 27,651,688,
 re-measured by building timm's model with random weights (paper Table 1: 28M).
@@ -217,12 +218,13 @@ _PAPER = "Tatsunami, Taki: Sequencer: Deep LSTM for Image Classification"
 
 
 @register_backbone("sequencer2d_s", family="mlp", paper=_PAPER, venue="NeurIPS", year=2022, params=27_651_688)
-def sequencer2d_s(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> Sequencer2d:
+def sequencer2d_s(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.1,
+                  **kwargs: Any) -> Sequencer2d:
     """Sequencer2D-S: layers (4, 3, 8, 3), channels (192, 384, 384, 384), LSTM hidden (48, 96, 96, 96)
-    (timm: 27,651,688 parameters).
+    (timm: 27,651,688 parameters). ``drop_path_rate`` 0.1: the official README's ImageNet training command.
 
     Example:
         >>> [len(stage.blocks) for stage in sequencer2d_s().stages]
         [4, 3, 8, 3]
     """
-    return Sequencer2d(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return Sequencer2d(num_classes=num_classes, in_chans=in_chans, drop_path_rate=drop_path_rate, **kwargs)

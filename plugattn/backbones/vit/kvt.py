@@ -94,8 +94,9 @@ _PAPER = "Wang, Wang, Wang, Lin, Chang, Li, Jin: KVT: k-NN Attention for Boostin
 @register_backbone("kvt_deit_small_patch16_224", family="vit", aliases=("kvt_deit_small", "kvt"), paper=_PAPER,
                    venue="ECCV", year=2022, params=22_050_664)
 def kvt_deit_small_patch16_224(num_classes: int = 1000, in_chans: int = 3, topk: int = 100,
-                               **kwargs: Any) -> VisionTransformer:
+                               drop_path_rate: float = 0.1, **kwargs: Any) -> VisionTransformer:
     """DeiT-S (D=384, 12 blocks, 6 heads) whose every attention keeps the ``topk`` nearest keys per query.
+    ``drop_path_rate`` 0.1: the official KVT main.py's ``--drop-path`` default, which its training command keeps.
 
     Example:
         >>> model = kvt_deit_small_patch16_224(topk=50)
@@ -104,4 +105,4 @@ def kvt_deit_small_patch16_224(num_classes: int = 1000, in_chans: int = 3, topk:
     """
     check_int("topk", topk)
     return VisionTransformer(num_classes=num_classes, in_chans=in_chans, embed_dim=384, depth=12, num_heads=6,
-                             attn_layer=partial(KNNAttention, topk=topk), **kwargs)
+                             attn_layer=partial(KNNAttention, topk=topk), drop_path_rate=drop_path_rate, **kwargs)

@@ -254,11 +254,14 @@ class PoolFormer(ImageBackbone):
 
 @register_backbone("poolformer_s12", family="vit", venue="CVPR", year=2022, params=11_915_176,
                    paper="Yu, Luo, Zhou, Si, Zhou, Wang, Feng, Yan: MetaFormer Is Actually What You Need for Vision")
-def poolformer_s12(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> PoolFormer:
+def poolformer_s12(num_classes: int = 1000, in_chans: int = 3, drop_path_rate: float = 0.1,
+                   **kwargs: Any) -> PoolFormer:
     """PoolFormer-S12: dims (64, 128, 320, 512), depths (2, 2, 6, 2) (timm: 11,915,176 parameters).
+    ``drop_path_rate`` 0.1: the official README's ImageNet training command for S12.
 
     Example:
         >>> len(poolformer_s12().stages[2].blocks)
         6
     """
-    return PoolFormer((2, 2, 6, 2), (64, 128, 320, 512), num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return PoolFormer((2, 2, 6, 2), (64, 128, 320, 512), num_classes=num_classes, in_chans=in_chans,
+                      drop_path_rate=drop_path_rate, **kwargs)
