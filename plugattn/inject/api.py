@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from .._validate import check_choice
 from ..attention.registry import ATTENTION, AttentionSpec, create_attention
+from ..parameters import count_parameters
 from .branch import BranchPlan, NoResidualError, plan_branch
 from .hooks import AttentionAfterHook, AttentionBeforeHook, attach_hook, to_channels_first
 from .layout import is_channels_last
@@ -334,10 +335,6 @@ def _inject_site(
     attach_hook(work.get_submodule(hooked_name), hook)
     kind = "forward pre-hook" if position == "before" else "forward hook"
     return InjectionSite(
-        name, type(module).__name__, position, channels, target, type(attn).__name__, _count(attn),
+        name, type(module).__name__, position, channels, target, type(attn).__name__, count_parameters(attn),
         tuple(feature_map.shape), attached=f"{kind} on {hooked_name}", hooked=hooked_name, channels_last=channels_last,
     )
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
