@@ -64,6 +64,7 @@ def test_attention_changing_the_shape():
         ({"after": "ResidualBlock", "before": "PlainBlock"}, "give exactly one selector.*got after, before"),
         ({"selector": "ResidualBlock", "where": "inside"}, "where must be one of 'after', 'before', 'branch', got 'inside'"),
         ({"before": "ResidualBlock", "where": "branch"}, "where='branch' contradicts before="),
+        ({"before": "ResidualBlock", "where": "after"}, "where='after' contradicts before="),
         ({"after": "ResidualBlock", "mode": "trace"}, "mode must be one of 'auto', 'fx', 'hook', got 'trace'"),
     ],
 )
