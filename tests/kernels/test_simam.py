@@ -15,18 +15,20 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from .kernel_cases import (  # noqa: F401
-    DTYPES, EMPTY_SHAPES, LAYOUTS, SHAPES, assert_backends_agree, assert_same_error, case_id, compare_with_float64,
-    AUTO_RUNS_TRITON, assert_compiles_once, check_forward_gated, make_feature_map, poison_outputs, random_like, with_bad_values,
-)
 
 from plugattn import kernels
 from plugattn.testing import assert_rel_close
 
+from .kernel_cases import (
+    CASES, EMPTY_SHAPES, LAYOUTS, assert_backends_agree, assert_same_error, case_id,
+    compare_with_float64, AUTO_RUNS_TRITON, assert_compiles_once, check_forward_gated,
+    make_feature_map, random_like, with_bad_values,
+)
+
+pytestmark = pytest.mark.usefixtures("tensors_on_device")  # tensors on the GPU when there is one
+
 # plugattn.kernels.simam is the function, plugattn.kernels.simam_kernel the file holding it
 simam_file = importlib.import_module("plugattn.kernels.simam_kernel")
-
-CASES = [(s, d, l) for s in SHAPES for d in DTYPES for l in LAYOUTS if d == torch.float32 or s == SHAPES[0]]
 
 
 @pytest.mark.triton
