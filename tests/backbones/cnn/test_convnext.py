@@ -4,9 +4,9 @@ import timm
 import torch
 import torchvision
 
-from ..backbone_checks import (
+from ..builders import model_fixture, on_meta, x64
+from ..contract import (
     ContractCase, check_head_variants, check_random_reference_loads, check_reference_layout, contract_tests,
-    model_fixture, on_meta, x64,
 )
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.cnn.convnext import (

@@ -4,10 +4,10 @@ import timm
 import torch
 import torchvision
 
-from ..backbone_checks import (
+from ..builders import model_fixture, on_meta, randomize_, x64
+from ..contract import (
     ContractCase, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
     check_load_matches, check_param_count, check_random_reference_loads, check_reference_layout, contract_tests,
-    model_fixture, on_meta, randomize_, x64,
 )
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.registry import BACKBONES
