@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from .inject_models import PlainBlock, ResidualBlock, TinyResNet, TupleNet
+from .inject_models import TinyResNet, TupleNet
 from plugattn.inject import get_injection_report, inject_attention, remove_attention
 
 X = torch.randn(1, 3, 16, 16)
