@@ -72,9 +72,12 @@ def check_reference_count(factory: Callable[..., nn.Module], registry_name: str,
 
 
 def check_reference_layout(factory: Callable[..., nn.Module], reference_factory: Callable[..., nn.Module],
-                           reference_params: int) -> None:
+                           reference_params: int, registry_name: Optional[str] = None) -> None:
     """Ours and the reference both have ``reference_params`` parameters and the same state_dict
-    keys, in the same order, with the same shapes."""
+    keys, in the same order, with the same shapes; the registry records that count for ``registry_name``
+    when given."""
+    if registry_name is not None:
+        assert BACKBONES.get(registry_name).info["params"] == reference_params
     ours, theirs = on_meta(factory), on_meta(reference_factory)
     assert count_parameters(ours) == reference_params
     assert count_parameters(theirs) == reference_params

@@ -15,6 +15,10 @@ PyTorch's fp32 reference missed the plain tolerance in 33 of 20,000 ECA draws (w
 of it); the Triton kernels (interpreter, 300 draws each, all layouts) reached at most 0.0022 (ECA) and
 0.0045 (SE) of it. Where nothing cancels the bound stays within a small factor of the plain tolerance
 (the slopes count with the magnitudes of their terms); outputs and input gradients keep the plain one.
+
+Hypothesis: every ``@given`` test of test_eca.py, test_se.py and test_simam.py passed with each of
+``--hypothesis-seed=0`` ... ``19`` (20 seeds, 8 examples each, all passed) on 2026-12-01, and again on the
+split-reduction kernels of issue 16; under ``CI=true`` the draws are derandomized (tests/conftest.py).
 """
 from __future__ import annotations
 
