@@ -26,17 +26,22 @@ def close_matches(given: str, choices: Iterable[str], n: int = 3) -> List[str]:
     return [lowered[f] for f in found]
 
 
-def unknown_name_error(kind: str, given: str, choices: Iterable[str]) -> ValueError:
-    """A ``ValueError`` naming the unknown ``given`` value, suggesting close matches.
+def unknown_name_error(kind: str, given: str, choices: Iterable[str], listing: Optional[str] = None) -> ValueError:
+    """A ``ValueError`` naming the unknown ``given`` value, suggesting close matches, then either every
+    valid name or, with ``listing``, the command that lists them (for catalogues too long to paste,
+    such as timm's thousand models).
 
     Example:
         >>> str(unknown_name_error("attention", "ecaa", ["eca", "se"]))
         "unknown attention 'ecaa'; did you mean 'eca'? (valid: eca, se)"
+        >>> str(unknown_name_error("attention", "ecaa", ["eca", "se"], listing="plugattn list attention"))
+        "unknown attention 'ecaa'; did you mean 'eca'? (list them all with: plugattn list attention)"
     """
     choices = sorted(set(choices))
     suggestions = close_matches(given, choices)
     hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
-    return ValueError(f"unknown {kind} {given!r}{hint} (valid: {', '.join(choices)})")
+    where = f"list them all with: {listing}" if listing else f"valid: {', '.join(choices)}"
+    return ValueError(f"unknown {kind} {given!r}{hint} ({where})")
 
 
 @dataclass

@@ -10,12 +10,9 @@ import torch
 import torch.nn as nn
 
 from .. import kernels
-from ..kernels.se_kernel import se_reference
+from ..kernels.se_kernel import ACTIVATIONS, GATES, se_reference
 from .._validate import check_choice, check_feature_map, check_int
 from .registry import register_attention
-
-SE_ACTIVATIONS = ("relu", "silu")
-SE_GATES = ("sigmoid", "hardsigmoid")
 
 
 @register_attention(
@@ -71,8 +68,8 @@ class SELayer(nn.Module):
         else:
             hidden = check_int("hidden_channels", hidden_channels)
         self.hidden_channels = hidden
-        self.act_name = check_choice("act", act, SE_ACTIVATIONS)
-        self.gate_name = check_choice("gate", gate, SE_GATES)
+        self.act_name = check_choice("act", act, ACTIVATIONS)
+        self.gate_name = check_choice("gate", gate, GATES)
         if not isinstance(bias, bool):
             raise ValueError(f"bias must be a bool, got {bias!r}")
         self.fc1 = nn.Conv2d(channel, hidden, 1, bias=bias)

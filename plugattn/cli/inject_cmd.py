@@ -18,14 +18,13 @@ import torch.nn as nn
 
 from ..inject import inject_attention
 from ..inject.identity import INITS, IdentityGate
+from ..inject.position import POSITIONS, resolve_position
 from ..inject.report import InjectionReport, identity_lines
+from ..inject.shapes import default_input_size
 from .kernel_backends import record_backends, summarize
 from .measure import MAC_COUNTING_NOTE, count_macs, count_parameters, median_forward_ms
 from .models import build_model, check_attention
 from .table import format_table
-
-POSITIONS = ("after", "before", "branch")
-DEFAULT_INPUT_SIZE = (3, 224, 224)
 
 
 @dataclass
@@ -40,22 +39,6 @@ class Injected:
     @property
     def report(self) -> InjectionReport:
         return self.model.injection_report
-
-
-def default_input_size(model: nn.Module) -> Tuple[int, int, int]:
-    """(C, H, W) the model expects: plugattn's ``default_input_size``, timm's ``pretrained_cfg``, else 3×224×224.
-
-    Example:
-        >>> default_input_size(nn.Identity())
-        (3, 224, 224)
-    """
-    size = getattr(model, "default_input_size", None)
-    if isinstance(size, int):
-        return (3, size, size)
-    config = getattr(model, "pretrained_cfg", None)
-    if isinstance(config, dict) and len(config.get("input_size", ())) == 3:
-        return tuple(int(v) for v in config["input_size"])
-    return DEFAULT_INPUT_SIZE
 
 
 def build_injected(
@@ -306,12 +289,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _selector_and_position(args: argparse.Namespace) -> Tuple[str, str]:
+    """The selector and its position; ``--after`` is the generic spelling, whose position ``--where`` may change."""
     (spelling, selector), = [(p, getattr(args, f"selector_{p}")) for p in POSITIONS if getattr(args, f"selector_{p}") is not None]
-    if args.where is None or args.where == spelling:
-        return selector, spelling
-    if spelling != "after":
-        raise ValueError(f"--where {args.where} contradicts --{spelling}; use --{args.where} SELECTOR instead")
-    return selector, args.where
+    conflict = "--where {where} contradicts --{spelled}; use --{where} SELECTOR instead"
+    return selector, resolve_position(None if spelling == "after" else spelling, args.where, conflict)
 
 
 def run(args: argparse.Namespace) -> int:

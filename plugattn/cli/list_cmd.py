@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Dict, List, Optional
 
-import torch
-
 from ..attention.registry import ATTENTION
+from ..parameters import count_parameters
 from .table import format_table, human_count
 
 ATTENTION_CHANNELS = 64
@@ -39,8 +38,6 @@ def attention_rows() -> List[Dict[str, object]]:
         >>> any(r["name"] == "eca" for r in attention_rows())
         True
     """
-    from ..attention.registry import ATTENTION
-
     rows = []
     for entry in ATTENTION.entries():
         module = entry.factory(ATTENTION_CHANNELS)
@@ -49,7 +46,7 @@ def attention_rows() -> List[Dict[str, object]]:
                 "name": entry.name,
                 "class": type(module).__name__,
                 "paper": _paper(entry.info),
-                "params@64": sum(p.numel() for p in module.parameters()),
+                "params@64": count_parameters(module),
             }
         )
     return rows

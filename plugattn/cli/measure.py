@@ -1,5 +1,7 @@
 """Model measurements for ``plugattn inject``: parameters, multiply-adds, forward time.
 
+Parameters come from :func:`plugattn.parameters.count_parameters`, plugattn's one parameter counter.
+
 Multiply-adds come from :func:`plugattn.flops.count_macs`, plugattn's one counter (PyTorch's
 ``FlopCounterMode``, FLOPs / 2, with formulas added for CPU scaled-dot-product attention and FFTs; see
 that module for what counts).
@@ -14,18 +16,9 @@ import torch
 import torch.nn as nn
 
 from ..flops import MAC_COUNTING_NOTE, count_macs
+from ..parameters import count_parameters
 
 __all__ = ["MAC_COUNTING_NOTE", "count_macs", "count_parameters", "median_forward_ms"]
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameter elements (shared parameters counted once).
-
-    Example:
-        >>> count_parameters(nn.Linear(3, 2))
-        8
-    """
-    return sum(p.numel() for p in model.parameters())
 
 
 def median_forward_ms(models: Sequence[nn.Module], example: torch.Tensor, repeats: int) -> List[float]:

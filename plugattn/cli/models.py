@@ -7,11 +7,11 @@ Unknown names raise a one-line ``ValueError`` with the closest names and where t
 from __future__ import annotations
 
 import importlib
-from typing import Iterable, Tuple
+from typing import Tuple
 
 import torch.nn as nn
 
-from .._registry import close_matches
+from .._registry import unknown_name_error
 from ..attention.registry import ATTENTION
 from ..backbones import create_backbone
 from ..backbones.registry import BACKBONES
@@ -36,18 +36,6 @@ def import_optional(package: str, install: str):
         raise MissingDependency(f"{package} is not installed; install it with: {install}") from None
 
 
-def unknown_name(kind: str, given: str, available: Iterable[str], listing: str) -> ValueError:
-    """``ValueError``: unknown ``given``, the closest ``available`` names, and how to list them all.
-
-    Example:
-        >>> str(unknown_name("attention", "ecaa", ["eca", "se"], "plugattn list attention"))
-        "unknown attention 'ecaa'; did you mean 'eca'? (list them all with: plugattn list attention)"
-    """
-    suggestions = close_matches(given, available)
-    hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
-    return ValueError(f"unknown {kind} {given!r}{hint} (list them all with: {listing})")
-
-
 def check_attention(name: str) -> str:
     """``name`` if it is a registered attention name or alias, else a ValueError with close matches.
 
@@ -57,7 +45,7 @@ def check_attention(name: str) -> str:
     """
     if name not in ATTENTION:
         choices = [n for entry in ATTENTION.entries() for n in (entry.name, *entry.aliases)]
-        raise unknown_name("attention", name, choices, "plugattn list attention")
+        raise unknown_name_error("attention", name, choices, listing="plugattn list attention")
     return name
 
 
@@ -70,7 +58,7 @@ def build_model(spec: str) -> Tuple[nn.Module, str]:
     source, sep, name = spec.partition(":")
     if not sep:
         if spec not in BACKBONES:
-            raise unknown_name("plugattn backbone", spec, BACKBONES.names(), "plugattn list backbones")
+            raise unknown_name_error("plugattn backbone", spec, BACKBONES.names(), listing="plugattn list backbones")
         return create_backbone(spec), spec
     if source not in SOURCES:
         raise ValueError(
@@ -80,10 +68,12 @@ def build_model(spec: str) -> Tuple[nn.Module, str]:
         models = import_optional("torchvision", SOURCES["torchvision"]).models
         available = models.list_models()
         if name not in available:
-            raise unknown_name("torchvision model", name, available, "python -c 'import torchvision; print(torchvision.models.list_models())'")
+            raise unknown_name_error(
+                "torchvision model", name, available,
+                listing="python -c 'import torchvision; print(torchvision.models.list_models())'")
         return models.get_model(name, weights=None), spec
     timm = import_optional("timm", SOURCES["timm"])
     available = timm.list_models()
     if name not in available:
-        raise unknown_name("timm model", name, available, "python -c 'import timm; print(timm.list_models())'")
+        raise unknown_name_error("timm model", name, available, listing="python -c 'import timm; print(timm.list_models())'")
     return timm.create_model(name, pretrained=False), spec

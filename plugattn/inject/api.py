@@ -19,10 +19,12 @@ import torch.nn as nn
 
 from .._validate import check_choice
 from ..attention.registry import ATTENTION, AttentionSpec, create_attention
+from ..parameters import count_parameters
 from .branch import BranchPlan, NoResidualError, plan_branch
 from .hooks import AttentionAfterHook, AttentionBeforeHook, attach_hook, to_channels_first
 from .layout import is_channels_last
 from .placement import attention_base_name, choose_owner, qualified
+from .position import resolve_position
 from .identity import INITS, identity_factory, record_init, settle_gate
 from .report import REPORT_ATTRIBUTE, InjectionReport, InjectionSite
 from .scripting import enable_scripting
@@ -39,7 +41,6 @@ from .shapes import (
     recorded_value,
 )
 
-POSITIONS = ("after", "before", "branch")
 MODES = ("auto", "fx", "hook")
 UNREACHED = ("error", "warn")
 NO_RESIDUAL = ("skip", "error")
@@ -56,7 +57,7 @@ def inject_attention(
     attention: AttentionSpec,
     selector: Optional[SelectorSpec] = None,
     *,
-    where: str = "after",
+    where: Optional[str] = None,
     after: Optional[SelectorSpec] = None,
     before: Optional[SelectorSpec] = None,
     branch: Optional[SelectorSpec] = None,
@@ -76,9 +77,10 @@ def inject_attention(
         model: any ``nn.Module``; never modified.
         attention: registry name (``"eca"``), an ``nn.Module`` class, or a factory ``(channels) -> nn.Module``.
         selector: which modules (see :mod:`plugattn.inject.selectors`), with ``where`` the position:
-            ``"after"`` the module's output, ``"before"`` its first input, ``"branch"`` on a residual
+            ``"after"`` (default) the module's output, ``"before"`` its first input, ``"branch"`` on a residual
             block's branch just before the skip addition. ``after=sel`` / ``before=sel`` /
-            ``branch=sel`` are shorthands for ``selector=sel, where=...``.
+            ``branch=sel`` are shorthands for ``selector=sel, where=...`` (a ``where`` given with one
+            of them must name the same position).
         mode: ``"auto"`` or ``"hook"`` (the same: attach by hooks at module boundaries). ``"fx"`` is
             accepted with a ``FutureWarning`` and does the same (the whole-model rewrite is gone).
         example_input: one forward's input for channel inference: a tensor, a tuple of positional
@@ -166,12 +168,7 @@ def _selector_and_position(selector, where, after, before, branch) -> Tuple[Sele
             f"got {', '.join(given) or 'none'}"
         )
     (keyword, spec), = given.items()
-    check_choice("where", where, POSITIONS)
-    if keyword != "selector":
-        if where not in ("after", keyword):
-            raise ValueError(f"where={where!r} contradicts {keyword}=...; use one of them")
-        where = keyword
-    return spec, where
+    return spec, resolve_position(None if keyword == "selector" else keyword, where)
 
 
 def _check_attention_spec(attention: object) -> None:
@@ -334,10 +331,6 @@ def _inject_site(
     attach_hook(work.get_submodule(hooked_name), hook)
     kind = "forward pre-hook" if position == "before" else "forward hook"
     return InjectionSite(
-        name, type(module).__name__, position, channels, target, type(attn).__name__, _count(attn),
+        name, type(module).__name__, position, channels, target, type(attn).__name__, count_parameters(attn),
         tuple(feature_map.shape), attached=f"{kind} on {hooked_name}", hooked=hooked_name, channels_last=channels_last,
     )
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

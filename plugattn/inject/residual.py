@@ -28,7 +28,6 @@ import torch.nn as nn
 
 ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add, torch.Tensor.add, torch.Tensor.add_)
 ADD_METHODS = ("add", "add_")
-OPERATION_OPS = ("call_module", "call_function", "call_method")
 
 
 @dataclass

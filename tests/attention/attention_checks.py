@@ -15,10 +15,6 @@ from plugattn.testing import assert_rel_close
 Factory = Callable[[], nn.Module]
 
 
-def count_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def perturb_parameters(module: nn.Module, seed: int = 0) -> nn.Module:
     """Move every parameter off its init (zero-initialised gates would hide bugs otherwise)."""
     generator = torch.Generator().manual_seed(seed)

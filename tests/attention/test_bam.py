@@ -3,9 +3,10 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .attention_checks import ALL_CHECKS, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, perturb_parameters
 
 from plugattn.attention import BAM, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -21,7 +22,7 @@ def test_parameter_count_at_64_channels():
     channel_branch = 64 * hidden + 2 * hidden + hidden * 64 + 2 * 64  # fc, BN, fc, output BN (Eq. 2)
     dilated_conv = hidden * hidden * 3 * 3 + 2 * hidden  # conv without bias + BN
     spatial_branch = 64 * hidden + 2 * hidden + 2 * dilated_conv + hidden * 1 + 2 * 1  # ..., output BN (Eq. 3)
-    assert count_params(BAM(64)) == channel_branch + spatial_branch == 1222
+    assert count_parameters(BAM(64)) == channel_branch + spatial_branch == 1222
 
 
 def test_dilation_is_used_by_both_3x3_convs():

@@ -2,9 +2,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from .attention_checks import ALL_CHECKS, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, perturb_parameters
 
 from plugattn.attention import CBAM, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -20,7 +21,7 @@ def test_parameter_count_at_64_channels():
     shared_mlp = (64 * hidden + hidden) + (hidden * 64 + 64)
     spatial_conv = 2 * 7 * 7  # no bias, followed by BN (authors' code)
     spatial_bn = 2  # weight and bias of BatchNorm2d(1)
-    assert count_params(CBAM(64)) == shared_mlp + spatial_conv + spatial_bn == 680
+    assert count_parameters(CBAM(64)) == shared_mlp + spatial_conv + spatial_bn == 680
 
 
 def test_hidden_width_never_zero():

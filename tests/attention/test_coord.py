@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
-from .attention_checks import ALL_CHECKS, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, perturb_parameters
 
 from plugattn.attention import CoordAtt, create_attention
 from plugattn.attention.coord import CoordinateAttention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -28,7 +28,7 @@ def test_generic_checks(check):
     ],
 )
 def test_parameter_count_at_64_channels(channels, reduction, expected):
-    assert count_params(CoordAtt(channels, reduction=reduction)) == expected
+    assert count_parameters(CoordAtt(channels, reduction=reduction)) == expected
 
 
 @pytest.mark.parametrize("channels, mip", [(64, 8), (256, 8), (512, 16), (1024, 32)])

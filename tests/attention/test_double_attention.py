@@ -2,9 +2,10 @@
 invariance, parameter count, errors."""
 import pytest
 import torch
-from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, assert_tiling_invariant, perturb_parameters
 
 from plugattn.attention import DoubleAttention, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 12
@@ -19,7 +20,7 @@ def test_parameter_count_at_64_channels():
     c_m = c_n = 64 // 4
     conv_a, conv_b, conv_v = (64 * c_m + c_m), (64 * c_n + c_n), (64 * c_n + c_n)
     reconstruct = c_m * 64 + 64
-    assert count_params(DoubleAttention(64)) == conv_a + conv_b + conv_v + reconstruct == 4208
+    assert count_parameters(DoubleAttention(64)) == conv_a + conv_b + conv_v + reconstruct == 4208
 
 
 def test_defaults_and_classic_positional_signature():

@@ -4,9 +4,10 @@ import math
 
 import pytest
 import torch
-from .attention_checks import ALL_CHECKS, check_forward_gated, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, check_forward_gated, assert_tiling_invariant, perturb_parameters
 
 from plugattn.attention import ECALayer, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -27,13 +28,13 @@ def test_adaptive_kernel_size_follows_eq_12(channels, expected_k):
 def test_resnet50_bottleneck_total_is_86_parameters():
     # 16 bottlenecks: 3 at C=256, 4 at 512, 6 at 1024, 3 at 2048 -> k = 5, 5, 5, 7.
     stages = [(256, 3), (512, 4), (1024, 6), (2048, 3)]
-    total = sum(count_params(ECALayer(c)) * blocks for c, blocks in stages)
+    total = sum(count_parameters(ECALayer(c)) * blocks for c, blocks in stages)
     assert total == 3 * 5 + 4 * 5 + 6 * 5 + 3 * 7 == 86
 
 
 def test_parameter_count_at_64_channels():
     # one 1-D kernel of size k = 3, no bias
-    assert count_params(ECALayer(64)) == 3
+    assert count_parameters(ECALayer(64)) == 3
 
 
 def test_explicit_k_size_and_gamma_b():

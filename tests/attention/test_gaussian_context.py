@@ -5,9 +5,10 @@ import math
 
 import pytest
 import torch
-from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, assert_tiling_invariant, perturb_parameters
 
 from plugattn.attention import GaussianContextTransformer, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -20,8 +21,8 @@ def test_generic_checks(check, learnable):
 
 
 def test_parameter_count_at_64_channels():
-    assert count_params(GaussianContextTransformer(64)) == 0  # GCT-B0: parameter-free
-    assert count_params(GaussianContextTransformer(64, learnable=True)) == 1  # GCT-B1: one scalar θ
+    assert count_parameters(GaussianContextTransformer(64)) == 0  # GCT-B0: parameter-free
+    assert count_parameters(GaussianContextTransformer(64, learnable=True)) == 1  # GCT-B1: one scalar θ
 
 
 @pytest.mark.parametrize("learnable", [False, True], ids=["B0", "B1"])

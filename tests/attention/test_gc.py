@@ -2,9 +2,10 @@
 (softmax over positions included), tiling invariance, parameter count, registry and argument errors."""
 import pytest
 import torch
-from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, assert_tiling_invariant, perturb_parameters
 
 from plugattn.attention import GCModule, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -33,7 +34,7 @@ def test_parameter_count_at_64_channels():
     first = channels * hidden + hidden  # W_v1 with bias
     layer_norm = 2 * hidden
     second = hidden * channels + channels  # W_v2 with bias
-    assert count_params(GCModule(64)) == context_conv + first + layer_norm + second == 652
+    assert count_parameters(GCModule(64)) == context_conv + first + layer_norm + second == 652
 
 
 def _reference(module, x):

@@ -2,9 +2,10 @@
 tiling invariance, parameter count, registry and argument errors."""
 import pytest
 import torch
-from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, assert_tiling_invariant, perturb_parameters
 
 from plugattn.attention import GCT, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -24,7 +25,7 @@ def test_identity_at_init(mode):
 
 def test_parameter_count_at_64_channels():
     # alpha, gamma, beta: one each per channel
-    assert count_params(GCT(64)) == 3 * 64
+    assert count_parameters(GCT(64)) == 3 * 64
 
 
 def _reference(x, alpha, gamma, beta, eps, mode):

@@ -2,9 +2,10 @@
 tiling invariance, parameter count, registry and argument errors."""
 import pytest
 import torch
-from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, assert_tiling_invariant, perturb_parameters
 
 from plugattn.attention import LCT, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -17,7 +18,7 @@ def test_generic_checks(check):
 
 def test_parameter_count_at_64_channels():
     # per-channel scale w and bias b
-    assert count_params(LCT(64)) == 2 * 64
+    assert count_parameters(LCT(64)) == 2 * 64
 
 
 def test_matches_direct_restatement():

@@ -3,9 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from .attention_checks import ALL_CHECKS, check_forward_gated, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, check_forward_gated, assert_tiling_invariant, perturb_parameters
 
 from plugattn.attention import SELayer, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -21,8 +22,8 @@ def test_parameter_count_at_64_channels():
     hidden = 64 // 16
     fc1 = 64 * hidden + hidden
     fc2 = hidden * 64 + 64
-    assert count_params(SELayer(64)) == fc1 + fc2 == 580
-    assert count_params(SELayer(64, bias=False)) == 64 * hidden * 2
+    assert count_parameters(SELayer(64)) == fc1 + fc2 == 580
+    assert count_parameters(SELayer(64, bias=False)) == 64 * hidden * 2
 
 
 @pytest.mark.parametrize(

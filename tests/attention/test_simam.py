@@ -5,10 +5,11 @@ import math
 
 import pytest
 import torch
-from .attention_checks import ALL_CHECKS, check_forward_gated, count_params
+from .attention_checks import ALL_CHECKS, check_forward_gated
 
 from plugattn.attention import SimAM, create_attention
 from plugattn.attention.simam import simam_module
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -21,7 +22,7 @@ def test_generic_checks(check, channels):
 
 
 def test_parameter_count_at_64_channels():
-    assert count_params(SimAM(64)) == 0  # parameter-free by design
+    assert count_parameters(SimAM(64)) == 0  # parameter-free by design
 
 
 @pytest.mark.parametrize("e_lambda", [1e-4, 0.1])

@@ -3,9 +3,10 @@ select weights vanish, group adaptation, shape with planes/stride, parameter cou
 import pytest
 import torch
 import torch.nn.functional as F
-from .attention_checks import ALL_CHECKS, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, perturb_parameters
 
 from plugattn.attention import SKLayer, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -22,7 +23,7 @@ def test_parameter_count_at_64_channels():
     branch = channels * (channels // groups) * 3 * 3 + 2 * channels  # grouped 3x3 conv + BN affine
     squeeze = channels * width + 2 * width  # FC C -> d + BN affine
     select = branches * width * channels  # A, B: d -> C, no bias
-    assert count_params(SKLayer(64)) == branches * branch + squeeze + select == 8768
+    assert count_parameters(SKLayer(64)) == branches * branch + squeeze + select == 8768
 
 
 def _reference(module, x):

@@ -3,9 +3,10 @@ invariance, 1x1 maps, parameter count, errors."""
 import pytest
 import torch
 import torch.nn as nn
-from .attention_checks import ALL_CHECKS, assert_tiling_invariant, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, assert_tiling_invariant, perturb_parameters
 
 from plugattn.attention import SRM, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 8
@@ -19,7 +20,7 @@ def test_generic_checks(check):
 def test_parameter_count_at_64_channels():
     channel_wise_fc = 64 * 2  # one weight per (channel, style statistic), no bias
     batch_norm = 2 * 64
-    assert count_params(SRM(64)) == channel_wise_fc + batch_norm == 256
+    assert count_parameters(SRM(64)) == channel_wise_fc + batch_norm == 256
 
 
 def _reference_srm(module: SRM, x: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from .attention_checks import ALL_CHECKS, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, perturb_parameters
 
 from plugattn.attention import TripletAttention, create_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CHANNELS = 4
@@ -44,7 +45,7 @@ def test_channel_agnostic_without_channels():
     ],
 )
 def test_parameter_count_at_64_channels(kwargs, expected):
-    assert count_params(TripletAttention(64, **kwargs)) == expected
+    assert count_parameters(TripletAttention(64, **kwargs)) == expected
 
 
 def _branch_gate(x, gate, permutation):

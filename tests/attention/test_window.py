@@ -3,7 +3,7 @@ parameter count from the paper's layout, bias-table shape, window locality of W-
 start, registry names and argument errors."""
 import pytest
 import torch
-from .attention_checks import ALL_CHECKS, count_params, perturb_parameters
+from .attention_checks import ALL_CHECKS, perturb_parameters
 
 import timm
 import torchvision
@@ -11,6 +11,7 @@ import torchvision
 from plugattn.attention import WindowAttention2d, create_attention
 from plugattn.attention.window import default_num_heads, map_window
 from plugattn.inject import inject_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close, relative_error
 
 CHANNELS = 8  # small enough for gradcheck over every parameter
@@ -28,8 +29,8 @@ def test_parameter_count_at_64_channels():
     # + bias table ((2M-1)^2 · heads) + layer scale gamma (C)
     c, heads, m = 64, 2, 7
     expected = 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + (2 * m - 1) ** 2 * heads + c
-    assert count_params(WindowAttention2d(64)) == expected == 17_170
-    assert count_params(WindowAttention2d(64, qkv_bias=False)) == expected - 3 * c
+    assert count_parameters(WindowAttention2d(64)) == expected == 17_170
+    assert count_parameters(WindowAttention2d(64, qkv_bias=False)) == expected - 3 * c
 
 
 @pytest.mark.parametrize("channels,heads,window", [(64, None, 7), (96, 3, 7), (48, 4, 5), (16, 1, 1)])

@@ -5,6 +5,7 @@ import torch
 
 import plugattn
 from plugattn.backbones import BACKBONES, create_backbone, list_backbones
+from plugattn.parameters import count_parameters
 
 ALL_NAMES = list_backbones()
 
@@ -28,7 +29,7 @@ def test_parameter_count_matches_cited_reference(name):
     info = BACKBONES.get(name).info
     assert info.get("paper") and info.get("year"), f"{name} cites no paper"
     reference = info["params"]
-    params = sum(p.numel() for p in build_on_meta(name).parameters())
+    params = count_parameters(build_on_meta(name))
     rounding = info.get("params_rounded_to")
     if rounding:
         assert round(params / rounding) * rounding == reference, f"{name}: {params:,} does not round to {reference:,}"

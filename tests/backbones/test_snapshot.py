@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from plugattn.backbones import BACKBONES, create_backbone, list_backbones
+from plugattn.parameters import count_parameters
 
 SNAPSHOT_PATH = pathlib.Path(__file__).parent / "data" / "backbone_snapshot.json"
 SNAPSHOT = json.loads(SNAPSHOT_PATH.read_text())
@@ -29,7 +30,7 @@ def describe(name: str) -> dict:
     lines = "\n".join(f"{key}:{tuple(value.shape)}" for key, value in state.items())
     return {
         "family": BACKBONES.get(name).info["family"],
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": count_parameters(model),
         "state_dict_entries": len(state),
         "state_dict_sha256": hashlib.sha256(lines.encode()).hexdigest(),
     }

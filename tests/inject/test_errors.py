@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from .inject_models import PlainBlock, ResidualBlock, TinyResNet, TupleNet
+from .inject_models import TinyResNet, TupleNet
 from plugattn.inject import get_injection_report, inject_attention, remove_attention
 
 X = torch.randn(1, 3, 16, 16)
@@ -64,6 +64,7 @@ def test_attention_changing_the_shape():
         ({"after": "ResidualBlock", "before": "PlainBlock"}, "give exactly one selector.*got after, before"),
         ({"selector": "ResidualBlock", "where": "inside"}, "where must be one of 'after', 'before', 'branch', got 'inside'"),
         ({"before": "ResidualBlock", "where": "branch"}, "where='branch' contradicts before="),
+        ({"before": "ResidualBlock", "where": "after"}, "where='after' contradicts before="),
         ({"after": "ResidualBlock", "mode": "trace"}, "mode must be one of 'auto', 'fx', 'hook', got 'trace'"),
     ],
 )

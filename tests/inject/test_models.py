@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from plugattn.inject import inject_attention, remove_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close, relative_error
 
 X = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(7))
@@ -29,7 +30,7 @@ def check(model, selector, where, channels):
     injected = inject_attention(model, "eca", selector, where=where, example_input=X).eval()
     report = injected.injection_report
     assert [s.channels for s in report.sites] == channels
-    added = sum(p.numel() for p in injected.parameters()) - sum(p.numel() for p in model.parameters())
+    added = count_parameters(injected) - count_parameters(model)
     assert added == report.params_added == sum(eca_params(c) for c in channels)
     assert relative_error(injected(X), model(X)) > 1e-3  # relative: random-init logits can be ~1e-10
     assert_rel_close(remove_attention(injected)(X), model(X))

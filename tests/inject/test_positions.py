@@ -4,19 +4,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .inject_models import PlainBlock, PreActBlock, ResidualBlock, TinyResNet
+from .inject_models import PlainBlock, PreActBlock, TinyResNet
 from plugattn import create_attention
 from plugattn.attention.eca import eca_kernel_size
 from plugattn.inject import find_residual_add, inject_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 # ResNet-50 (He et al. 2016, Table 1): 3, 4, 6, 3 bottlenecks with 256, 512, 1024, 2048 output channels
 RESNET50_OUT = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3
 RESNET50_IN = [64, 256, 256] + [256, 512, 512, 512] + [512] + [1024] * 5 + [1024, 2048, 2048]
-
-
-def count(model):
-    return sum(p.numel() for p in model.parameters())
 
 
 def test_after_every_resnet50_bottleneck(resnet50, image64):
@@ -27,7 +24,7 @@ def test_after_every_resnet50_bottleneck(resnet50, image64):
     assert [s.attention for s in report.sites][:2] == ["layer1.0.eca", "layer1.1.eca"]
     # ECA's adaptive kernel k = |(log2 C + 1) / 2|_odd: 5 at 256, 512, 1024 and 7 at 2048 -> 15+20+30+21
     assert [eca_kernel_size(c) for c in (256, 512, 1024, 2048)] == [5, 5, 5, 7]
-    assert count(injected) - count(resnet50) == 3 * 5 + 4 * 5 + 6 * 5 + 3 * 7 == 86
+    assert count_parameters(injected) - count_parameters(resnet50) == 3 * 5 + 4 * 5 + 6 * 5 + 3 * 7 == 86
     assert report.params_added == 86
     injected.eval()
     assert not torch.allclose(injected(image64), resnet50(image64))
@@ -51,7 +48,7 @@ def test_before_every_resnet50_bottleneck(resnet50, image32):
     assert [s.channels for s in report.sites] == RESNET50_IN
     assert {s.position for s in report.sites} == {"before"}
     expected_params = sum(eca_kernel_size(c) for c in RESNET50_IN)
-    assert count(injected) - count(resnet50) == expected_params == report.params_added
+    assert count_parameters(injected) - count_parameters(resnet50) == expected_params == report.params_added
 
 
 def test_before_applies_attention_to_the_block_input(image32):

@@ -10,7 +10,9 @@ from plugattn import kernels
 from plugattn.kernels import _common, launch_plan
 from plugattn.kernels.plan import DEVICES, DeviceSpec, resolve_device
 
-from .kernel_cases import make_feature_map, poison_outputs, random_like  # noqa: F401
+from .kernel_cases import make_feature_map, random_like
+
+pytestmark = pytest.mark.usefixtures("tensors_on_device")  # tensors on the GPU when there is one
 
 # ResNet-50 stage maps (C, H, W) and the 112x112 stem output
 STAGE_MAPS = [(256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7), (64, 112, 112)]

@@ -4,9 +4,9 @@ import timm
 import torch
 import torchvision
 
-from ..backbone_checks import (
+from ..builders import model_fixture, on_meta, x64
+from ..contract import (
     ContractCase, check_head_variants, check_random_reference_loads, check_reference_layout, contract_tests,
-    model_fixture, on_meta, x64,
 )
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.cnn.convnext import (
@@ -17,7 +17,6 @@ from plugattn.backbones.cnn.convnext import (
     convnext_small,
     convnext_tiny,
 )
-from plugattn.backbones.registry import BACKBONES
 
 # torchvision's published counts, re-measured by building torchvision's (and timm's) models
 REFERENCE_PARAMS = {"convnext_tiny": 28_589_128, "convnext_small": 50_223_688, "convnext_base": 88_591_464}
@@ -40,8 +39,7 @@ test_contract = contract_tests(CASE)
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
 def test_param_count_and_keys_match_torchvision(name):
-    check_reference_layout(FACTORIES[name], getattr(torchvision.models, name), REFERENCE_PARAMS[name])
-    assert BACKBONES.get(name).info["params"] == REFERENCE_PARAMS[name]
+    check_reference_layout(FACTORIES[name], getattr(torchvision.models, name), REFERENCE_PARAMS[name], registry_name=name)
 
 
 def test_layer_scale_and_stochastic_depth_as_torchvision(model):

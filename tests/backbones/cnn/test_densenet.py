@@ -3,9 +3,9 @@ import pytest
 import torch
 import torchvision
 
-from ..backbone_checks import (
+from ..builders import materialize_random, model_fixture, on_meta, randomize_, x64
+from ..contract import (
     ContractCase, check_injection, check_random_reference_loads, check_reference_layout, contract_tests,
-    materialize_random, model_fixture, on_meta, randomize_, x64,
 )
 from plugattn.backbones import create_backbone, load_external_weights
 from plugattn.backbones.cnn.densenet import DenseBlock, DenseLayer, DenseNet, densenet121, densenet169, densenet201
@@ -28,8 +28,7 @@ test_contract = contract_tests(CASE)
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
 def test_param_count_and_keys_match_torchvision(name):
-    check_reference_layout(FACTORIES[name], getattr(torchvision.models, name), REFERENCE_PARAMS[name])
-    assert BACKBONES.get(name).info["params"] == REFERENCE_PARAMS[name]
+    check_reference_layout(FACTORIES[name], getattr(torchvision.models, name), REFERENCE_PARAMS[name], registry_name=name)
 
 
 def test_channel_growth_follows_table_1():

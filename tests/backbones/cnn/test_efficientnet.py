@@ -5,9 +5,10 @@ import pytest
 import torch
 import torchvision
 
-from ..backbone_checks import (
+from ..builders import model_fixture, on_meta, random_batch
+from ..contract import (
     ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, check_param_count,
-    contract_tests, model_fixture, on_meta, random_batch,
+    contract_tests,
 )
 from plugattn.attention.se import SELayer
 from plugattn.backbones import BACKBONES, create_backbone

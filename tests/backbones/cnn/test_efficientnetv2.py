@@ -3,9 +3,8 @@ import pytest
 import torch
 import torchvision
 
-from ..backbone_checks import (
-    ContractCase, check_bad_load_raises, check_load_matches, contract_tests, model_fixture, random_batch,
-)
+from ..builders import model_fixture, random_batch
+from ..contract import ContractCase, check_bad_load_raises, check_load_matches, contract_tests
 from plugattn.backbones.cnn.efficientnet import EfficientNet, MBConv
 from plugattn.backbones.cnn.efficientnetv2 import FusedMBConv, efficientnet_v2_s
 

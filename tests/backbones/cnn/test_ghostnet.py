@@ -5,9 +5,9 @@ import pytest
 import timm
 import torch
 
-from ..backbone_checks import (
+from ..builders import model_fixture, random_batch
+from ..contract import (
     ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, contract_tests,
-    model_fixture, random_batch,
 )
 from plugattn.attention.se import SELayer
 from plugattn.backbones.cnn.ghostnet import GhostBottleneck, GhostModule, GhostNet, ghostnet_100

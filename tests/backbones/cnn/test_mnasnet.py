@@ -4,12 +4,13 @@ import timm
 import torch
 import torchvision
 
-from ..backbone_checks import (
+from ..builders import model_fixture, on_meta, random_batch
+from ..contract import (
     ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, contract_tests,
-    count_params, model_fixture, on_meta, random_batch,
 )
 from plugattn.attention.se import SELayer
 from plugattn.backbones.cnn.mnasnet import MnasNet, mnasnet_a1, mnasnet_b1
+from plugattn.parameters import count_parameters
 
 # (factory, timm name, parameters of the timm model (measured), #blocks, #SE blocks)
 VARIANTS = {
@@ -35,7 +36,7 @@ test_b1_contract, test_a1_contract = contract_tests(B1), contract_tests(A1)
 
 
 def test_b1_param_count_equals_torchvision_mnasnet1_0():
-    assert count_params(on_meta(mnasnet_b1)) == count_params(on_meta(torchvision.models.mnasnet1_0, weights=None))
+    assert count_parameters(on_meta(mnasnet_b1)) == count_parameters(on_meta(torchvision.models.mnasnet1_0, weights=None))
 
 
 @pytest.mark.parametrize("name", NAMES)

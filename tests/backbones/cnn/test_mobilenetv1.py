@@ -3,12 +3,13 @@ import pytest
 import timm
 import torch
 
-from ..backbone_checks import (
+from ..builders import model_fixture, on_meta, random_batch
+from ..contract import (
     ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, contract_tests,
-    count_params, model_fixture, on_meta, random_batch,
 )
 from plugattn.backbones import create_backbone
 from plugattn.backbones.cnn.mobilenetv1 import DepthwiseSeparableConv, MobileNetV1, mobilenetv1_100
+from plugattn.parameters import count_parameters
 
 # timm.create_model("mobilenetv1_100"): 4,231,976 parameters (measured); paper Table 8: 4.2M
 TIMM_PARAMS = 4_231_976
@@ -34,7 +35,7 @@ def table_1_param_count(num_classes: int = 1000) -> int:
 
 
 def test_param_count_matches_table_1():
-    count = count_params(on_meta(mobilenetv1_100))
+    count = count_parameters(on_meta(mobilenetv1_100))
     assert count == table_1_param_count()
     assert round(count / 1e6, 1) == 4.2
 

@@ -3,9 +3,9 @@ import pytest
 import torch
 import torchvision
 
-from ..backbone_checks import (
+from ..builders import model_fixture, random_batch
+from ..contract import (
     ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, contract_tests,
-    model_fixture, random_batch,
 )
 from plugattn.backbones.cnn.mobilenetv2 import InvertedResidual, MobileNetV2, mobilenet_v2
 

@@ -3,9 +3,9 @@ import pytest
 import torch
 import torchvision
 
-from ..backbone_checks import (
+from ..builders import model_fixture, random_batch
+from ..contract import (
     ContractCase, check_bad_load_raises, check_load_matches, check_mobile_bad_arguments, contract_tests,
-    model_fixture, random_batch,
 )
 from plugattn.attention.se import SELayer
 from plugattn.backbones.cnn.mobilenetv3 import InvertedResidual, MobileNetV3, mobilenet_v3_large, mobilenet_v3_small

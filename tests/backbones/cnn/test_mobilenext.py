@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from ..backbone_checks import (
-    ContractCase, check_mobile_bad_arguments, contract_tests, count_params, model_fixture, on_meta,
-)
+from ..builders import model_fixture, on_meta
+from ..contract import ContractCase, check_mobile_bad_arguments, contract_tests
 from plugattn.backbones.cnn.mobilenext import MobileNeXt, SandGlass, mobilenext_100
+from plugattn.parameters import count_parameters
 
 PUBLISHED_PARAMS_M = 3.5  # authors' README table, MobileNeXt-1.00: 3.5M (rounded)
 # Table 3 rows: t, c, n, s
@@ -54,7 +54,7 @@ test_contract = contract_tests(CASE)
 
 
 def test_param_count_matches_table_and_published_figure():
-    measured = count_params(on_meta(mobilenext_100))
+    measured = count_parameters(on_meta(mobilenext_100))
     assert measured == table_3_param_count()
     assert round(measured / 1e6, 1) == PUBLISHED_PARAMS_M
 

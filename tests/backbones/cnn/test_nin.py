@@ -3,10 +3,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ..backbone_checks import ContractCase, contract_tests, count_params, model_fixture, x32
+from ..builders import model_fixture, x32
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones import create_backbone
 from plugattn.backbones.cnn.nin import NIN, MlpConv, nin_cifar
 from plugattn.backbones.registry import BACKBONES
+from plugattn.parameters import count_parameters
 
 
 CASE = ContractCase(
@@ -27,7 +29,7 @@ def test_param_count_from_the_layer_table(model):
         + (192 * 10 + 10)  # per-class 1x1 maps
     )
     assert expected == 966_986
-    assert count_params(model) == expected
+    assert count_parameters(model) == expected
     assert BACKBONES.get("nin_cifar").info["params"] == expected
 
 

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from ..backbone_checks import (
+from ..builders import model_fixture, on_meta
+from ..contract import (
     ContractCase, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_param_count, contract_tests, count_params, model_fixture, on_meta,
+    check_param_count, contract_tests,
 )
 from plugattn.backbones import create_backbone
 from plugattn.backbones.cnn.pyramidnet import (
@@ -15,6 +16,7 @@ from plugattn.backbones.cnn.pyramidnet import (
     pyramidnet200_a300,
 )
 from plugattn.backbones.registry import BACKBONES
+from plugattn.parameters import count_parameters
 
 
 CASE = ContractCase(
@@ -30,14 +32,14 @@ test_contract = contract_tests(CASE)
 def test_param_count_cifar_110_alpha_48(model):
     # exact count of the authors' PyTorch code (dyhan0920/PyramidNet-PyTorch), built with
     # PyramidNet(110, 48, 10); the paper's table rounds it to 1.7M
-    assert count_params(model) == 1_772_706
+    assert count_parameters(model) == 1_772_706
     check_param_count(model, BACKBONES.get("pyramidnet110_a48").info["params"])
 
 
 def test_param_count_imagenet_200_alpha_300():
     model = on_meta(pyramidnet200_a300)
     check_param_count(model, 62_100_000)  # paper: 62.1M
-    assert count_params(model) == 62_368_168
+    assert count_parameters(model) == 62_368_168
     assert model.num_features == (64 + 300) * 4  # output feature dimension 1456 in the paper's table
 
 

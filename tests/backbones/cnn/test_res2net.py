@@ -3,9 +3,8 @@ import pytest
 import timm
 import torch
 
-from ..backbone_checks import (
-    ContractCase, check_random_reference_loads, contract_tests, model_fixture, on_meta, randomize_, x64,
-)
+from ..builders import model_fixture, on_meta, randomize_, x64
+from ..contract import ContractCase, check_random_reference_loads, contract_tests
 from plugattn.backbones import create_backbone, load_external_weights
 from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.cnn.res2net import Bottle2neck, res2net50_26w_4s

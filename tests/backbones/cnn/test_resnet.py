@@ -4,10 +4,10 @@ import timm
 import torch
 import torchvision
 
-from ..backbone_checks import (
+from ..builders import model_fixture, on_meta, randomize_, x64
+from ..contract import (
     ContractCase, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    check_load_matches, check_param_count, check_random_reference_loads, check_reference_layout, contract_tests,
-    model_fixture, on_meta, randomize_, x64,
+    check_load_matches, check_random_reference_loads, check_reference_layout, contract_tests,
 )
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.registry import BACKBONES
@@ -35,8 +35,8 @@ test_contract = contract_tests(CASE)
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
 def test_param_count_and_keys_identical_to_torchvision(name):
-    check_reference_layout(BACKBONES.get(name).factory, getattr(torchvision.models, name), REFERENCE_PARAMS[name])
-    check_param_count(on_meta(BACKBONES.get(name).factory), BACKBONES.get(name).info["params"], rel_tol=0.0)
+    check_reference_layout(BACKBONES.get(name).factory, getattr(torchvision.models, name), REFERENCE_PARAMS[name],
+                           registry_name=name)
 
 
 def test_forward_backward_basic_block():

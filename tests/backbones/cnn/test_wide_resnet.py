@@ -3,13 +3,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ..backbone_checks import (
-    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants, check_injection,
-    count_params, on_meta, x32,
+from ..builders import on_meta, x32
+from ..contract import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants,
+    check_injection,
 )
 from plugattn.backbones import create_backbone
 from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.cnn.wide_resnet import WideBasicBlock, WideResNet, wide_resnet28_10
+from plugattn.parameters import count_parameters
 
 
 def wrn_param_formula(depth, k, num_classes):
@@ -38,10 +40,10 @@ def small():
 def test_param_count_wrn_28_10():
     model = on_meta(wide_resnet28_10)
     assert wrn_param_formula(28, 10, 10) == 36_479_194
-    assert count_params(model) == 36_479_194
-    assert count_params(on_meta(wide_resnet28_10, num_classes=100)) == wrn_param_formula(28, 10, 100) == 36_536_884
+    assert count_parameters(model) == 36_479_194
+    assert count_parameters(on_meta(wide_resnet28_10, num_classes=100)) == wrn_param_formula(28, 10, 100) == 36_536_884
     # the paper's table: 36.5M
-    assert abs(count_params(model) - 36.5e6) <= 0.005 * 36.5e6
+    assert abs(count_parameters(model) - 36.5e6) <= 0.005 * 36.5e6
     assert BACKBONES.get("wide_resnet28_10").info["params"] == 36_479_194
 
 

@@ -4,13 +4,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..backbone_checks import (
+from ..builders import model_fixture, on_meta, randomize_, timm_param_count, x64
+from ..contract import (
     ContractCase, check_forward_backward, check_head_variants, check_keys_match_timm, check_param_count,
-    check_timm_outputs_match, contract_tests, count_params, model_fixture, on_meta, randomize_, timm_param_count, x64,
+    check_timm_outputs_match, contract_tests,
 )
 from plugattn.backbones import list_backbones, load_external_weights
 from plugattn.backbones.mlp.convmixer import ConvMixer, ConvMixerBlock, convmixer_768_32, convmixer_1536_20
 from plugattn.backbones.registry import BACKBONES
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 FACTORIES = {"convmixer_768_32": convmixer_768_32, "convmixer_1536_20": convmixer_1536_20}
@@ -36,7 +38,7 @@ test_contract = contract_tests(CASE)
 def test_1536_20_matches_timm():
     assert "convmixer_1536_20" in list_backbones("mlp")
     ours = on_meta(convmixer_1536_20)
-    assert count_params(ours) == CONVMIXER_1536_20_PARAMS == timm_param_count("convmixer_1536_20")
+    assert count_parameters(ours) == CONVMIXER_1536_20_PARAMS == timm_param_count("convmixer_1536_20")
     check_param_count(ours, BACKBONES.get("convmixer_1536_20").info["params"])
     check_keys_match_timm(convmixer_1536_20, "convmixer_1536_20")
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 from torchvision.ops import deform_conv2d
 
-from ..backbone_checks import ContractCase, contract_tests, model_fixture
+from ..builders import model_fixture
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones.mlp.cyclemlp import CycleFC, CycleMLP, cycle_offsets, cyclemlp_b1
 from plugattn.testing import assert_rel_close
 

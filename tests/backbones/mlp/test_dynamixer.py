@@ -2,8 +2,10 @@
 import pytest
 import torch
 
-from ..backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
+from ..builders import model_fixture, on_meta
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones.mlp.dynamixer import DynaMixer, DynaMixerBlock, DynaMixerOp, dynamixer_s
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 SMALL = 56  # sequences of 8 then 4 tokens
@@ -45,7 +47,7 @@ test_contract = contract_tests(CASE)
 
 def test_param_count_of_the_official_config_and_paper():
     assert official_dynamixer_s_params() == 26_265_960
-    assert round(count_params(on_meta(dynamixer_s)) / 1e6) == 26  # the paper's "26M"
+    assert round(count_parameters(on_meta(dynamixer_s)) / 1e6) == 26  # the paper's "26M"
 
 
 def test_configuration_and_stochastic_depth():

@@ -3,12 +3,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ..backbone_checks import (
-    ContractCase, check_param_count, contract_tests, count_params, model_fixture, on_meta,
-)
+from ..builders import model_fixture, on_meta
+from ..contract import ContractCase, check_param_count, contract_tests
 from plugattn.backbones import list_backbones
 from plugattn.backbones.mlp.gfnet import GFNet, GFNetBlock, GlobalFilter, gfnet_ti, gfnet_xs
 from plugattn.backbones.registry import BACKBONES
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 FACTORIES = {"gfnet_ti": (gfnet_ti, 256), "gfnet_xs": (gfnet_xs, 384)}
@@ -44,7 +44,7 @@ test_contract = contract_tests(CASE)
 def test_param_count_matches_official_architecture(name):
     assert name in list_backbones("mlp")
     factory, dim = FACTORIES[name]
-    count = count_params(on_meta(factory))
+    count = count_parameters(on_meta(factory))
     assert count == official_param_count(dim) == BACKBONES.get(name).info["params"]
     check_param_count(on_meta(factory), BACKBONES.get(name).info["params"])
 

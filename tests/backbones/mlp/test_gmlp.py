@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ..backbone_checks import ContractCase, check_timm_outputs_match, contract_tests, model_fixture, on_meta, x224
+from ..builders import model_fixture, on_meta, x224
+from ..contract import ContractCase, check_timm_outputs_match, contract_tests
 from plugattn.backbones.mlp.gmlp import GMlp, SpatialGatingUnit, gmlp_s16_224
 from plugattn.testing import assert_rel_close
 

@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ..backbone_checks import (
+from ..builders import model_fixture, on_meta, x224
+from ..contract import (
     ContractCase, check_keys_match_timm, check_reference_count, check_timm_outputs_match, contract_tests,
-    model_fixture, on_meta, x224,
 )
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.mlp.mlp_mixer import MixerBlock, MlpMixer, mixer_b16_224, mixer_s16_224

@@ -3,9 +3,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ..backbone_checks import (
-    ContractCase, check_head_variants, check_timm_outputs_match, contract_tests, model_fixture, on_meta, x64,
-)
+from ..builders import model_fixture, on_meta, x64
+from ..contract import ContractCase, check_head_variants, check_timm_outputs_match, contract_tests
 from plugattn.backbones import load_external_weights
 from plugattn.backbones.mlp.sequencer import LSTM2d, Sequencer2d, Sequencer2dStage, sequencer2d_s
 from plugattn.testing import assert_rel_close

@@ -2,9 +2,11 @@
 import pytest
 import torch
 
-from ..backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
+from ..builders import model_fixture, on_meta
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.mlp.smlp import SMLPBlock, SMLPNet, SparseMLP, smlpnet_tiny
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 SMALL = 64  # grids 16, 8, 4, 2
@@ -43,7 +45,7 @@ def test_alias():
 
 def test_param_count_of_the_official_config_and_paper():
     assert official_smlpnet_tiny_params() == 24_123_584
-    assert round(count_params(on_meta(smlpnet_tiny)) / 1e6) == 24  # the paper's "24M"
+    assert round(count_parameters(on_meta(smlpnet_tiny)) / 1e6) == 24  # the paper's "24M"
 
 
 def test_sparse_mlp_matches_the_official_conv_formulation():

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from ..backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
+from ..builders import model_fixture, on_meta
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.mlp.vip import (
     VisionPermutator,
@@ -11,6 +12,7 @@ from plugattn.backbones.mlp.vip import (
     vip_s7,
 )
 from plugattn.backbones.vit.vit import Mlp
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 SMALL = 56  # a 8 x 8 then 4 x 4 grid: segment counts 8 and 4 divide 192 and 384
@@ -49,9 +51,9 @@ def test_alias():
 
 def test_param_count_of_the_official_config_and_paper():
     assert official_vip_s7_params() == 25_114_984
-    assert round(count_params(on_meta(vip_s7)) / 1e6) == 25  # the paper's "25M"
+    assert round(count_parameters(on_meta(vip_s7)) / 1e6) == 25  # the paper's "25M"
     # the segment counts follow the grid, the weights do not: the same count at another img_size
-    assert count_params(on_meta(vip_s7, img_size=SMALL)) == 25_114_984
+    assert count_parameters(on_meta(vip_s7, img_size=SMALL)) == 25_114_984
 
 
 def test_segments_follow_the_grid():

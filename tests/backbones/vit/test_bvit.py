@@ -4,11 +4,10 @@ from functools import partial
 import pytest
 import torch
 
-from ..backbone_checks import (
-    ContractCase, check_keys_match_timm, check_timm_outputs_match, contract_tests, count_params, model_fixture,
-    on_meta, timm_param_count,
-)
+from ..builders import model_fixture, on_meta, timm_param_count
+from ..contract import ContractCase, check_keys_match_timm, check_timm_outputs_match, contract_tests
 from plugattn.backbones.vit.bvit import BroadAttention, BViT, bvit_small
+from plugattn.parameters import count_parameters
 
 DEIT_S_PARAMS = 22_050_664  # timm vit_small_patch16_224 == deit_small_patch16_224; broad attention adds 0
 # the official BViT (koala719/BViT, model/layer/bvit.py) has no qkv bias: 12 layers x 3 * 384 biases fewer
@@ -28,7 +27,7 @@ test_contract = contract_tests(CASE)
 
 
 def test_broad_attention_adds_no_parameters():
-    assert count_params(on_meta(bvit_small).broad_attention) == 0
+    assert count_parameters(on_meta(bvit_small).broad_attention) == 0
 
 
 def test_qkv_has_no_bias_as_the_official_code(model):
@@ -39,7 +38,7 @@ def test_qkv_has_no_bias_as_the_official_code(model):
 
 def test_without_broad_attention_it_is_timm_deit_s():
     ours = bvit_small(img_size=SIZE, broad_weight=0.0, qkv_bias=True)
-    assert count_params(on_meta(bvit_small, qkv_bias=True)) == DEIT_S_PARAMS
+    assert count_parameters(on_meta(bvit_small, qkv_bias=True)) == DEIT_S_PARAMS
     check_keys_match_timm(partial(bvit_small, qkv_bias=True), "deit_small_patch16_224")
     check_timm_outputs_match(ours, "deit_small_patch16_224", torch.randn(1, 3, SIZE, SIZE), img_size=SIZE)
 

@@ -6,20 +6,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..backbone_checks import (
-    check_deterministic_init,
-    check_forward_backward,
-    check_fx_matches_eager,
-    check_head_variants,
-    check_injection,
-    check_param_count,
-    count_params,
-    check_token_site_error,
-    on_meta,
+from ..builders import on_meta
+from ..contract import (
+    check_deterministic_init, check_forward_backward, check_fx_matches_eager, check_head_variants,
+    check_injection, check_param_count, check_token_site_error,
 )
 from plugattn.backbones import create_backbone, list_backbones
 from plugattn.backbones.vit.cmt import CMT, CMTBlock, LightweightAttention, cmt_ti, resize_relative_position_bias
 from plugattn.backbones.registry import BACKBONES
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 SMALL = dict(img_size=64, dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), heads=(1, 2, 2, 4), fc_dim=40)
@@ -69,11 +64,11 @@ def test_registered():
 
 def test_param_count_matches_paper_at_160():
     ours = on_meta(cmt_ti)
-    assert count_params(ours) == cmt_ti_param_formula() == 9_492_426
+    assert count_parameters(ours) == cmt_ti_param_formula() == 9_492_426
     check_param_count(ours, BACKBONES.get("cmt_ti").info["params"])  # Table 1: 9.5M
     # the relative position bias tables are sized for the input: 75,000 entries at 160, 288,120 at 224
     assert sum(stage.relative_pos.numel() for stage in ours.stages) == 75_000
-    assert count_params(on_meta(cmt_ti, img_size=224)) == cmt_ti_param_formula(224) == 9_705_546
+    assert count_parameters(on_meta(cmt_ti, img_size=224)) == cmt_ti_param_formula(224) == 9_705_546
 
 
 def test_flops_match_paper_at_160():

@@ -2,8 +2,10 @@
 import pytest
 import torch
 
-from ..backbone_checks import ContractCase, contract_tests, model_fixture
+from ..builders import model_fixture
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones.vit.cswin import CSWinBlock, CSWinTransformer, LePEAttention, cswin_tiny
+from plugattn.parameters import count_parameters
 
 # the official CSWin_64_12211_tiny_224 layer shapes give 22,320,552 parameters (paper Table 1: "23M")
 OFFICIAL_PARAMS = 22_320_552
@@ -26,7 +28,7 @@ def test_block_param_count():
     # LN 2C, MLP 8C^2 + 5C
     c = 256
     block = CSWinBlock(c, num_heads=8, stripe_width=7)
-    assert sum(p.numel() for p in block.parameters()) == 2 * c + 3 * c * c + 3 * c + 10 * c + c * c + c + 2 * c + 8 * c * c + 5 * c
+    assert count_parameters(block) == 2 * c + 3 * c * c + 3 * c + 10 * c + c * c + c + 2 * c + 8 * c * c + 5 * c
 
 
 def test_stripe_attention_matches_a_direct_statement():

@@ -2,8 +2,10 @@
 import pytest
 import torch
 
-from ..backbone_checks import ContractCase, contract_tests, model_fixture, on_meta, x64
+from ..builders import model_fixture, on_meta, x64
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones.vit.cvt import ConvAttention, CvT, cvt_13
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 
 CASE = ContractCase(
@@ -73,4 +75,4 @@ def test_mlp_activation_is_quick_gelu_as_the_official_code(model):
     assert torch.equal(activations[0](x), x * torch.sigmoid(1.702 * x))
     exact = CvT(dims=(8, 16, 32), depths=(1, 1, 1), heads=(1, 2, 4), act="gelu")
     assert isinstance(exact.stages[0].blocks[0].mlp.act, torch.nn.GELU)
-    assert sum(p.numel() for p in on_meta(cvt_13).parameters()) == 19_997_480  # no parameters change
+    assert count_parameters(on_meta(cvt_13)) == 19_997_480  # no parameters change

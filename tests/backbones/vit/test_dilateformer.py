@@ -2,13 +2,15 @@
 import pytest
 import torch
 
-from ..backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
+from ..builders import model_fixture, on_meta
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones.vit.dilateformer import (
     DilateAttention,
     DilateFormer,
     MultiDilateLocalAttention,
     dilateformer_tiny,
 )
+from plugattn.parameters import count_parameters
 
 # the official dilateformer_tiny layer shapes give 17,238,744 parameters (paper Table 1: "17M")
 OFFICIAL_PARAMS = 17_238_744
@@ -36,7 +38,7 @@ def test_param_count_matches_the_official_config():
     blocks = sum(depth * block_params(72 * 2 ** i) for i, depth in enumerate((2, 2, 6, 2)))
     merges = sum(9 * c * 2 * c + 2 * c + 4 * c for c in (72, 144, 288))
     head = 2 * 576 + 576 * 1000 + 1000
-    assert count_params(on_meta(dilateformer_tiny)) == stem + blocks + merges + head == OFFICIAL_PARAMS
+    assert count_parameters(on_meta(dilateformer_tiny)) == stem + blocks + merges + head == OFFICIAL_PARAMS
 
 
 def test_sliding_window_dilated_attention_matches_eq_1():

@@ -3,7 +3,8 @@ import pytest
 import timm
 import torch
 
-from ..backbone_checks import ContractCase, check_bad_load_raises, contract_tests, model_fixture
+from ..builders import model_fixture
+from ..contract import ContractCase, check_bad_load_raises, contract_tests
 from plugattn.backbones import load_external_weights
 from plugattn.backbones.vit.efficientformer import EfficientFormer, efficientformer_l1, relative_offset_bias
 from plugattn.testing import relative_error

@@ -4,7 +4,8 @@ from functools import partial
 import pytest
 import torch
 
-from ..backbone_checks import ContractCase, check_timm_outputs_match, contract_tests, model_fixture
+from ..builders import model_fixture
+from ..contract import ContractCase, check_timm_outputs_match, contract_tests
 from plugattn.backbones import create_backbone, list_backbones
 from plugattn.backbones.vit.kvt import KNNAttention, knn_mask_scores, kvt_deit_small_patch16_224
 from plugattn.backbones.vit.vit import Attention, VisionTransformer

@@ -2,8 +2,10 @@
 import pytest
 import torch
 
-from ..backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
+from ..builders import model_fixture, on_meta
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones.vit.moat import MOAT, MBConvBlock, MOATAttention, MOATBlock, moat_0, relative_position_bias
+from plugattn.parameters import count_parameters
 
 PAPER_PARAMS = 27_800_000  # Table 1: MOAT-0 27.8M
 SIZE = 64  # smallest size with every stage map >= 2x2 (global attention, tables resized)
@@ -42,7 +44,7 @@ def test_param_count_is_the_table_1_config():
     stage3 = moat_block_params(192, 384, 14) + 6 * moat_block_params(384, 384, 14)
     stage4 = moat_block_params(384, 768, 7) + moat_block_params(768, 768, 7)
     head = 2 * 768 + 768 * 1000 + 1000
-    assert count_params(on_meta(moat_0)) == stem + stage1 + stage2 + stage3 + stage4 + head == 27_846_892
+    assert count_parameters(on_meta(moat_0)) == stem + stage1 + stage2 + stage3 + stage4 + head == 27_846_892
 
 
 def test_relative_position_bias_matches_a_direct_statement():

@@ -3,9 +3,8 @@ import pytest
 import timm
 import torch
 
-from ..backbone_checks import (
-    ContractCase, check_bad_load_raises, check_load_matches, contract_tests, model_fixture, random_batch,
-)
+from ..builders import model_fixture, random_batch
+from ..contract import ContractCase, check_bad_load_raises, check_load_matches, contract_tests
 from plugattn.backbones.vit.mobilevit import MobileViT, fold_patches, mobilevit_s, unfold_patches
 
 # timm.create_model("mobilevit_s", pretrained=False): 5,578,632 parameters (measured)

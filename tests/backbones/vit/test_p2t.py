@@ -7,11 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ..backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
+from ..builders import model_fixture, on_meta
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones import BACKBONES, create_backbone, load_external_weights
 from plugattn.backbones.vit.p2t import (
     PoolingAttention, PyramidPooling, PyramidPoolingTransformer, p2t_tiny, p2t_tiny_v1, pyramid_pool,
 )
+from plugattn.parameters import count_parameters
 
 # the official p2t_tiny (github.com/yuhuan-wu/P2T, p2t.py), built from the official code: 11,590,840
 # parameters (README table: 11.6M); its state-dict keys and shapes are recorded in p2t_tiny_official_keys.json
@@ -99,7 +101,7 @@ def test_official_state_dict_layout_loads():
 
 def test_first_release_is_kept_as_p2t_tiny_v1():
     v1 = on_meta(p2t_tiny_v1)
-    assert count_params(v1) == 11_109_864  # 0.09 % from the 11.1M of that release's README
+    assert count_parameters(v1) == 11_109_864  # 0.09 % from the 11.1M of that release's README
     assert BACKBONES.get("p2t_tiny_v1").info["params"] == V1_README_PARAMS
     assert [e.proj.kernel_size for e in v1.patch_embeds] == [(4, 4), (2, 2), (2, 2), (2, 2)]
     assert [len(stage.blocks) for stage in v1.stages] == [2, 2, 2, 2]

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from ..backbone_checks import ContractCase, check_timm_outputs_match, contract_tests, model_fixture
+from ..builders import model_fixture
+from ..contract import ContractCase, check_timm_outputs_match, contract_tests
 from plugattn.backbones.vit.pit import PoolingVisionTransformer, pit_ti_224
 
 CASE = ContractCase(

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from ..backbone_checks import ContractCase, contract_tests, model_fixture, x64
+from ..builders import model_fixture, x64
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones.vit.pvt import PyramidVisionTransformer, SpatialReductionAttention, pvt_tiny
 from plugattn.testing import assert_rel_close
 

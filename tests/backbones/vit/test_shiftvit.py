@@ -2,8 +2,10 @@
 import pytest
 import torch
 
-from ..backbone_checks import ContractCase, contract_tests, count_params, model_fixture, on_meta
+from ..builders import model_fixture, on_meta
+from ..contract import ContractCase, contract_tests
 from plugattn.backbones.vit.shiftvit import ShiftViT, ShiftViTBlock, shift_channels, shiftvit_tiny
+from plugattn.parameters import count_parameters
 
 # Paper Table 4: Shift-T 28.5M parameters (rounded to 0.1M)
 PAPER_PARAMS = 28_500_000
@@ -25,7 +27,7 @@ def test_param_count_is_the_official_config():
     blocks = sum(d * (2 * c + (2 * c * c + 2 * c) + (2 * c * c + c)) for c, d in zip(widths, depths))
     merging = sum(2 * c + 8 * c * c for c in widths[:3])
     expected = blocks + merging + (48 * 96 + 96 + 2 * 96) + 2 * 768 + (768 * 1000 + 1000)
-    assert count_params(on_meta(shiftvit_tiny)) == expected
+    assert count_parameters(on_meta(shiftvit_tiny)) == expected
 
 
 def test_shift_matches_the_papers_definition():

@@ -4,9 +4,8 @@ import pytest
 import torch
 
 import timm
-from ..backbone_checks import (
-    ContractCase, check_load_matches, check_param_count, contract_tests, model_fixture, on_meta, randomize_,
-)
+from ..builders import model_fixture, on_meta, randomize_
+from ..contract import ContractCase, check_load_matches, check_param_count, contract_tests
 from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.vit.swin import SwinTransformer, WindowMSA, swin_tiny
 

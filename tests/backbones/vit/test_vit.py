@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from ..backbone_checks import (
+from ..builders import model_fixture, on_meta, x64
+from ..contract import (
     ContractCase, check_keys_match_timm, check_reference_count, check_timm_outputs_match, contract_tests,
-    model_fixture, on_meta, x64,
 )
 from plugattn.testing import assert_rel_close
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights

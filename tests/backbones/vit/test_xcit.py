@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ..backbone_checks import ContractCase, check_timm_outputs_match, contract_tests, model_fixture, x64
+from ..builders import model_fixture, x64
+from ..contract import ContractCase, check_timm_outputs_match, contract_tests
 from plugattn.backbones.vit.xcit import XCA, XCiT, xcit_tiny_12_p16_224
 from plugattn.testing import assert_rel_close
 

@@ -1,6 +1,4 @@
-"""Checks shared by every backbone test in tests/backbones (import with ``from .backbone_checks import ...``).
-
-Two layers:
+"""The backbone contract (import with ``from ..contract import ...``). Two layers:
 
 * single checks (``check_*``): parameter counts, forward + backward, heads / ``num_classes`` / ``in_chans``,
   FX trace == eager, deterministic init, injection (and the injector's token-site error), weight loading
@@ -9,14 +7,11 @@ Two layers:
   count, sizes, block class names), turned into one parametrized test that runs the contract checks which
   apply, so each test file keeps only what is specific to its model.
 
-Large models are built on the ``meta`` device where only shapes matter (parameter counts, ``num_classes`` /
-``in_chans`` variants), and materialised with seeded random values where numbers matter but the paper init
-does not (weight loading against torchvision / timm).
+The inputs and builds the checks use are in :mod:`tests.backbones.builders`.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from functools import partial
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -28,84 +23,12 @@ import torch.nn as nn
 
 from plugattn.backbones import BACKBONES, create_backbone, list_backbones, load_external_weights
 from plugattn.inject import inject_attention
+from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close, relative_error
 
+from .builders import materialize_random, on_meta, randomize_, seeded_batch, timm_param_count
+
 LOAD_TOLERANCE = 1e-4  # the backbone contract: outputs after loading external weights match to 1e-4
-
-
-# ----------------------------------------------------------------------------------------------- inputs
-def seeded_batch(size: int, batch: int = 2, seed: int = 1) -> torch.Tensor:
-    """A seeded (batch, 3, size, size) input."""
-    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-
-def random_batch(size: int, batch: int = 2) -> torch.Tensor:
-    """An unseeded (batch, 3, size, size) input (from the global RNG)."""
-    return torch.randn(batch, 3, size, size)
-
-
-@pytest.fixture(scope="module")
-def x32() -> torch.Tensor:
-    """A seeded CIFAR-sized batch of 2 (import the fixture into a test module to use it)."""
-    return seeded_batch(32)
-
-
-@pytest.fixture(scope="module")
-def x64() -> torch.Tensor:
-    """A seeded small ImageNet-model batch of 2."""
-    return seeded_batch(64)
-
-
-@pytest.fixture(scope="module")
-def x224() -> torch.Tensor:
-    """A seeded single 224 x 224 image (models defined at 224 x 224 only)."""
-    return seeded_batch(224, batch=1)
-
-
-# ----------------------------------------------------------------------------------------------- building
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_modules(model: nn.Module, cls: type) -> int:
-    return sum(isinstance(m, cls) for m in model.modules())
-
-
-def on_meta(factory: Callable[..., nn.Module], **kwargs) -> nn.Module:
-    """Build without allocating or initialising weights (shapes and counts only)."""
-    with torch.device("meta"):
-        return factory(**kwargs)
-
-
-def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every parameter and buffer a seeded random value of a sensible scale, so a copy that
-    drops or misplaces any tensor changes the output (BN statistics, norm scales, layer scales
-    and zero-initialised residual gammas included)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-            if not tensor.is_floating_point():
-                continue
-            leaf = name.rsplit(".", 1)[-1]
-            if leaf == "running_var":
-                value = 0.5 + torch.rand(tensor.shape, generator=generator)
-            elif leaf in ("layer_scale", "gamma"):
-                value = 0.1 * (0.5 + torch.rand(tensor.shape, generator=generator))
-            elif tensor.dim() > 1:
-                fan_in = tensor[0].numel()
-                value = torch.randn(tensor.shape, generator=generator) / math.sqrt(fan_in)
-            elif leaf == "weight":  # norm scales
-                value = 0.5 + torch.rand(tensor.shape, generator=generator)
-            else:  # biases, running means
-                value = 0.1 * torch.randn(tensor.shape, generator=generator)
-            tensor.copy_(value.to(tensor.dtype))
-    return model
-
-
-def materialize_random(factory: Callable[..., nn.Module], seed: int = 0, **kwargs) -> nn.Module:
-    """Build on meta, allocate on CPU, fill with :func:`randomize_` (fast for 60M+ parameter models)."""
-    model = on_meta(factory, **kwargs).to_empty(device="cpu")
-    return randomize_(model, seed).eval()
 
 
 # ----------------------------------------------------------------------------------------------- registry, counts
@@ -124,14 +47,8 @@ def check_registered(name: str, family: str, created_as: Optional[str] = None, m
 
 
 def check_param_count(model: nn.Module, reference: int, rel_tol: float = 0.005) -> None:
-    count = count_params(model)
+    count = count_parameters(model)
     assert abs(count - reference) <= rel_tol * reference, f"{count:,} parameters, reference {reference:,}"
-
-
-def timm_param_count(name: str, **kwargs) -> int:
-    """Parameters of timm's model ``name`` (built on meta: no weights allocated)."""
-    with torch.device("meta"):
-        return count_params(timm.create_model(name, pretrained=False, **kwargs))
 
 
 def check_reference_count(factory: Callable[..., nn.Module], registry_name: str, params: Optional[int],
@@ -141,9 +58,9 @@ def check_reference_count(factory: Callable[..., nn.Module], registry_name: str,
     only gives a rounded figure (``params_rounded_to``), rounding to it (the rule of test_registry.py)."""
     ours = on_meta(factory)
     if params is not None:
-        assert count_params(ours) == params
+        assert count_parameters(ours) == params
     else:
-        params = count_params(ours)
+        params = count_parameters(ours)
     if timm_name is not None:
         assert timm_param_count(timm_name) == params
     info = BACKBONES.get(registry_name).info
@@ -155,12 +72,15 @@ def check_reference_count(factory: Callable[..., nn.Module], registry_name: str,
 
 
 def check_reference_layout(factory: Callable[..., nn.Module], reference_factory: Callable[..., nn.Module],
-                           reference_params: int) -> None:
+                           reference_params: int, registry_name: Optional[str] = None) -> None:
     """Ours and the reference both have ``reference_params`` parameters and the same state_dict
-    keys, in the same order, with the same shapes."""
+    keys, in the same order, with the same shapes; the registry records that count for ``registry_name``
+    when given."""
+    if registry_name is not None:
+        assert BACKBONES.get(registry_name).info["params"] == reference_params
     ours, theirs = on_meta(factory), on_meta(reference_factory)
-    assert count_params(ours) == reference_params
-    assert count_params(theirs) == reference_params
+    assert count_parameters(ours) == reference_params
+    assert count_parameters(theirs) == reference_params
     ours_sd, theirs_sd = ours.state_dict(), theirs.state_dict()
     assert list(ours_sd) == list(theirs_sd)
     assert all(ours_sd[k].shape == theirs_sd[k].shape for k in ours_sd)
@@ -390,11 +310,6 @@ class ContractCase:
     def build(self) -> nn.Module:
         torch.manual_seed(0)
         return self.factory(num_classes=10, **{**self.build_kwargs, **self.model_kwargs}).eval()
-
-
-def model_fixture(case: ContractCase):
-    """The module-scoped ``model`` fixture of a test file: ``model = model_fixture(CASE)``."""
-    return pytest.fixture(scope="module", name=case.fixture)(lambda: case.build())
 
 
 def _check_registered(case: ContractCase, request) -> None:
