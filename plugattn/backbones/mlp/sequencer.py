@@ -25,7 +25,7 @@ Parameter names are timm's (``stem.proj``, ``stages.i.downsample.down``, ``stage
 ``rnn_tokens.rnn_v`` / ``rnn_h`` / ``fc``, ``mlp_channels.fc1``, ``norm``); timm's ``head.fc`` is our
 ``head`` (renamed by :meth:`Sequencer2d.convert_external_state_dict`), so timm's ``sequencer2d_s``
 state_dict loads. Init as timm / the reference code (Flax-style Linear and conv init, see
-:func:`plugattn.backbones.mlp.mlp_mixer.init_mixer_weights`; LSTMs U(-1/sqrt(D), 1/sqrt(D)), PyTorch's
+:func:`plugattn.backbones.layers.init_mixer_weights`; LSTMs U(-1/sqrt(D), 1/sqrt(D)), PyTorch's
 default). Stochastic depth, when set, uses one rate for every block, as timm.
 
 Reference parameter count (1000 classes): timm's published count for ``sequencer2d_s``, 27,651,688,
@@ -42,10 +42,8 @@ import torch.nn as nn
 from einops import rearrange
 
 from ..._validate import check_int
-from ..layers.core import DropPath, ImageBackbone
-from .mlp_mixer import init_mixer_weights
+from ..layers import DropPath, ImageBackbone, Mlp, PatchEmbed, check_rate, init_mixer_weights
 from ..registry import register_backbone
-from ..vit.vit import Mlp, PatchEmbed, check_rate
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call
 torch.fx.wrap("rearrange")
@@ -185,7 +183,7 @@ class Sequencer2d(ImageBackbone):
         self.num_classes = num_classes
         self.num_features = embed_dims[-1]
 
-        self.stem = PatchEmbed(patch_sizes[0], in_chans, embed_dims[0])
+        self.stem = PatchEmbed(in_chans, embed_dims[0], patch_sizes[0])
         stages = []
         for i, (depth, dim) in enumerate(zip(layers, embed_dims)):
             in_dim = embed_dims[max(i - 1, 0)]

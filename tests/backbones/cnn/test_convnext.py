@@ -12,11 +12,11 @@ from plugattn.backbones import create_backbone, list_backbones, load_external_we
 from plugattn.backbones.cnn.convnext import (
     ConvNeXt,
     ConvNeXtBlock,
-    LayerNorm2d,
     convnext_base,
     convnext_small,
     convnext_tiny,
 )
+from plugattn.backbones.layers import LayerNorm2d
 from plugattn.backbones.registry import BACKBONES
 
 # torchvision's published counts, re-measured by building torchvision's (and timm's) models

@@ -6,8 +6,9 @@ import torchvision
 from ..backbone_checks import (
     ContractCase, check_bad_load_raises, check_load_matches, contract_tests, model_fixture, random_batch,
 )
-from plugattn.backbones.cnn.efficientnet import EfficientNet, MBConv
+from plugattn.backbones.cnn.efficientnet import EfficientNet
 from plugattn.backbones.cnn.efficientnetv2 import FusedMBConv, efficientnet_v2_s
+from plugattn.backbones.layers import MBConv
 
 # torchvision.models.efficientnet_v2_s(weights=None): 21,458,488 parameters (measured)
 TORCHVISION_PARAMS = 21_458_488

@@ -7,10 +7,9 @@ from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.mlp.vip import (
     VisionPermutator,
     WeightedPermuteMLP,
-    reweight_branches,
     vip_s7,
 )
-from plugattn.backbones.vit.vit import Mlp
+from plugattn.backbones.layers import Mlp, reweight_branches
 from plugattn.testing import assert_rel_close
 
 SMALL = 56  # a 8 x 8 then 4 x 4 grid: segment counts 8 and 4 divide 192 and 384
