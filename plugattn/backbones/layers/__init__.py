@@ -5,7 +5,8 @@ only the family folders (``cnn/``, ``vit/``, ``mlp/``).
 from .activations import ACTIVATIONS, ActSpec, QuickGELU, get_act
 from .attention import Attention, Block
 from .checks import (
-    check_block_args, check_common_args, check_heads, check_per_stage, check_probability, check_rate,
+    check_block_args, check_common_args, check_heads, check_patch_grid_args, check_per_stage, check_probability,
+    check_rate,
 )
 from .conv import ConvNormAct, conv1x1, conv3x3, make_divisible
 from .drop import DropPath, drop_path, linear_drop_path_rates
@@ -26,7 +27,8 @@ from .pos_embed import resize_pos_embed
 __all__ = [
     "ACTIVATIONS", "ActSpec", "QuickGELU", "get_act",
     "Attention", "Block",
-    "check_block_args", "check_common_args", "check_heads", "check_per_stage", "check_probability", "check_rate",
+    "check_block_args", "check_common_args", "check_heads", "check_patch_grid_args", "check_per_stage",
+    "check_probability", "check_rate",
     "ConvNormAct", "conv1x1", "conv3x3", "make_divisible",
     "DropPath", "drop_path", "linear_drop_path_rates",
     "ImageBackbone", "check_image_batch", "check_input_size", "describe_sizes",

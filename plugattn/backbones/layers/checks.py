@@ -48,6 +48,24 @@ def check_heads(dim: int, num_heads: int) -> None:
         raise ValueError(f"num_heads must divide dim={dim}, got num_heads={num_heads}")
 
 
+def check_patch_grid_args(img_size: int, patch_size: int, in_chans: int, depth: int, num_classes: int,
+                          drop_path_rate: float) -> int:
+    """Check the arguments of a single-grid patch-token model (ViT, MLP-Mixer, gMLP, GFNet); returns the
+    grid side ``img_size // patch_size``.
+
+    Example:
+        >>> check_patch_grid_args(224, 16, 3, 12, 1000, 0.1)
+        14
+    """
+    for name, value in (("img_size", img_size), ("patch_size", patch_size), ("in_chans", in_chans), ("depth", depth)):
+        check_int(name, value)
+    check_int("num_classes", num_classes, minimum=0)
+    check_rate("drop_path_rate", drop_path_rate)
+    if img_size % patch_size:
+        raise ValueError(f"patch_size must divide img_size={img_size}, got patch_size={patch_size}")
+    return img_size // patch_size
+
+
 def check_per_stage(num_stages: int, **per_stage: Sequence) -> None:
     """``ValueError`` unless every per-stage list (dims, depths, heads, ...) has ``num_stages`` entries,
     naming all of them and what was given.

@@ -9,7 +9,7 @@ import torch.nn as nn
 from einops import rearrange
 
 from ..._validate import check_int
-from .checks import check_rate
+from .checks import check_patch_grid_args
 from .image_backbone import ImageBackbone
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call so the models stay traceable
@@ -38,19 +38,14 @@ class PatchTokenModel(ImageBackbone):
     def setup_grid(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, depth: int,
                    num_classes: int, drop_path_rate: float) -> int:
         """Check the common arguments, record the sizes; returns the patch-grid side img_size / patch_size."""
-        for name, value in (("img_size", img_size), ("patch_size", patch_size), ("in_chans", in_chans),
-                            ("embed_dim", embed_dim), ("depth", depth)):
-            check_int(name, value)
-        check_int("num_classes", num_classes, minimum=0)
-        check_rate("drop_path_rate", drop_path_rate)
-        if img_size % patch_size:
-            raise ValueError(f"patch_size must divide img_size={img_size}, got patch_size={patch_size}")
+        check_int("embed_dim", embed_dim)
+        grid = check_patch_grid_args(img_size, patch_size, in_chans, depth, num_classes, drop_path_rate)
         self.num_classes = num_classes
         self.num_features = self.embed_dim = embed_dim
         self.in_chans = in_chans
         self.default_input_size = img_size
         self.input_hw = (img_size, img_size)  # the only size taken: ImageBackbone's input check enforces it
-        return img_size // patch_size
+        return grid
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, img_size, img_size) -> normalised patch tokens (B, S, C)."""

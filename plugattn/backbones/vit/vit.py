@@ -43,9 +43,8 @@ import torch.fx
 import torch.nn as nn
 from einops import rearrange
 
-from ..._validate import check_int
 from ..layers import (
-    Block, ImageBackbone, PatchEmbed, check_heads, check_rate, init_trunc_normal_, linear_drop_path_rates,
+    Block, ImageBackbone, PatchEmbed, check_heads, check_patch_grid_args, init_trunc_normal_, linear_drop_path_rates,
     resize_pos_embed,
 )
 from ..registry import register_backbone
@@ -95,18 +94,12 @@ class VisionTransformer(ImageBackbone):
     ) -> None:
         super().__init__()
         self.in_chans = in_chans
-        for name, value in (("img_size", img_size), ("patch_size", patch_size), ("in_chans", in_chans),
-                            ("depth", depth)):
-            check_int(name, value)
-        check_int("num_classes", num_classes, minimum=0)
+        grid = check_patch_grid_args(img_size, patch_size, in_chans, depth, num_classes, drop_path_rate)
         check_heads(embed_dim, num_heads)
-        check_rate("drop_path_rate", drop_path_rate)
-        if img_size % patch_size:
-            raise ValueError(f"patch_size must divide img_size={img_size}, got patch_size={patch_size}")
         self.num_classes = num_classes
         self.num_features = self.embed_dim = embed_dim
         self.default_input_size = img_size
-        self.grid = (img_size // patch_size, img_size // patch_size)
+        self.grid = (grid, grid)
 
         self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
