@@ -37,7 +37,8 @@ def module_name(path: pathlib.Path) -> str:
 
 
 def resolve(importer: str, node: ast.ImportFrom) -> str:
-    """The absolute module an ``ImportFrom`` reads (``from ..vit.vit import X`` in mlp.gfnet -> plugattn.backbones.vit.vit)."""
+    """The absolute module an ``ImportFrom`` reads: ``from ..vit.vit import X`` in ``mlp.gfnet`` reads
+    ``plugattn.backbones.vit.vit``."""
     if node.level == 0:
         return node.module or ""
     package = importer.split(".")[:-node.level]
