@@ -31,44 +31,13 @@ from typing import Any, Dict, List, Mapping, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..._validate import check_int
-from ..layers.core import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
+from ..layers import DropPath, ImageBackbone, LayerNorm2d, Permute, init_trunc_normal_, linear_drop_path_rates
 from ..registry import register_backbone
 from ..weights import remap_keys
 
-__all__ = ["LayerNorm2d", "Permute", "ConvNeXtBlock", "ConvNeXt", "convnext_tiny", "convnext_small", "convnext_base"]
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a (B, C, H, W) map (each pixel normalised on its own).
-
-    Example:
-        >>> LayerNorm2d(8)(torch.randn(2, 8, 3, 3)).shape
-        torch.Size([2, 8, 3, 3])
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)  # (B, C, H, W) -> (B, H, W, C)
-        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)  # -> (B, C, H, W)
-
-
-class Permute(nn.Module):
-    """``x.permute(*dims)`` as a module (keeps torchvision's ``block.i`` numbering).
-
-    Example:
-        >>> Permute([0, 2, 3, 1])(torch.zeros(1, 4, 5, 6)).shape
-        torch.Size([1, 5, 6, 4])
-    """
-
-    def __init__(self, dims: Sequence[int]) -> None:
-        super().__init__()
-        self.dims = list(dims)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.permute(x, self.dims)
+__all__ = ["ConvNeXtBlock", "ConvNeXt", "convnext_tiny", "convnext_small", "convnext_base"]
 
 
 class ConvNeXtBlock(nn.Module):

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 
 from ..._validate import check_int
-from ..layers.core import ImageBackbone
+from ..layers import ImageBackbone
 from ..registry import register_backbone
 
 __all__ = ["DenseLayer", "DenseBlock", "Transition", "DenseNet", "densenet121", "densenet169", "densenet201"]

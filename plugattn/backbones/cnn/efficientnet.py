@@ -29,13 +29,13 @@ import torch
 import torch.nn as nn
 
 from ..._validate import check_choice, check_positive_float
-from ..layers.mbconv import MBConv
-from ..layers.mobile import PooledClassifierNet, check_common_args, check_probability, init_mobile_weights, make_classifier
-from ..layers.core import ConvNormAct, make_divisible
+from ..layers import (
+    ConvNormAct, MBConv, NormLayer, PooledClassifierNet, check_common_args, check_probability, init_mobile_weights,
+    make_classifier, make_divisible,
+)
 from ..registry import register_backbone
 
 __all__ = [
-    "MBConv",
     "StageConfig",
     "EfficientNet",
     "efficientnet_mbconv",
@@ -44,8 +44,6 @@ __all__ = [
     "efficientnet_b2",
     "efficientnet_b3",
 ]
-
-NormLayer = Callable[[int], nn.Module]
 
 
 def efficientnet_mbconv(

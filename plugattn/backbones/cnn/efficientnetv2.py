@@ -22,10 +22,8 @@ from typing import Any, Callable, List
 import torch
 import torch.nn as nn
 
-from ..layers.mbconv import StochasticResidual
-from ..layers.mobile import check_block_args, check_probability
+from ..layers import ConvNormAct, StochasticResidual, check_block_args, check_probability, make_divisible
 from .efficientnet import EfficientNet, StageConfig, efficientnet_mbconv
-from ..layers.core import ConvNormAct, make_divisible
 from ..registry import register_backbone
 
 __all__ = ["FusedMBConv", "efficientnet_v2_s"]

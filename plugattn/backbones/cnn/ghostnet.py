@@ -32,8 +32,7 @@ import torch.nn as nn
 
 from ..._validate import check_int
 from ...attention.se import SELayer
-from ..layers.mobile import check_common_args
-from ..layers.core import ConvNormAct, ImageBackbone, make_divisible
+from ..layers import ConvNormAct, ImageBackbone, check_common_args, make_divisible
 from ..weights import remap_keys
 from ..registry import register_backbone
 

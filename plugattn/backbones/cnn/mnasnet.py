@@ -30,8 +30,8 @@ from typing import Any, Dict, Mapping
 import torch
 import torch.nn as nn
 
-from ..layers.mbconv import MBConv
-from .efficientnet import EfficientNet, NormLayer, StageConfig
+from ..layers import MBConv, NormLayer
+from .efficientnet import EfficientNet, StageConfig
 from ..registry import register_backbone
 from ..weights import pair_keys_in_order
 

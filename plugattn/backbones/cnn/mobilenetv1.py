@@ -24,8 +24,9 @@ from typing import Any, List
 import torch
 import torch.nn as nn
 
-from ..layers.mobile import check_block_args, check_common_args, init_mobile_weights
-from ..layers.core import ActSpec, ImageBackbone, get_act, make_divisible
+from ..layers import (
+    ActSpec, ImageBackbone, check_block_args, check_common_args, get_act, init_mobile_weights, make_divisible,
+)
 from ..registry import register_backbone
 
 __all__ = ["DepthwiseSeparableConv", "MobileNetV1", "mobilenetv1_100"]

@@ -24,10 +24,10 @@ import torch
 import torch.nn as nn
 
 from ..._validate import check_int
-from ..layers.mobile import (
-    ConvResidual, PooledClassifierNet, check_block_args, check_common_args, init_mobile_weights, make_classifier,
+from ..layers import (
+    ConvNormAct, ConvResidual, PooledClassifierNet, check_block_args, check_common_args, init_mobile_weights,
+    make_classifier, make_divisible,
 )
-from ..layers.core import ConvNormAct, make_divisible
 from ..registry import register_backbone
 
 __all__ = ["InvertedResidual", "MobileNetV2", "mobilenet_v2"]

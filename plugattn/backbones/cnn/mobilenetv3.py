@@ -27,9 +27,7 @@ from typing import Any, List, NamedTuple
 import torch
 import torch.nn as nn
 
-from ..layers.mbconv import MBConv
-from ..layers.mobile import PooledClassifierNet, check_common_args, init_mobile_weights
-from ..layers.core import ConvNormAct, make_divisible
+from ..layers import ConvNormAct, MBConv, PooledClassifierNet, check_common_args, init_mobile_weights, make_divisible
 from ..registry import register_backbone
 
 __all__ = ["InvertedResidual", "MobileNetV3", "mobilenet_v3_large", "mobilenet_v3_small"]

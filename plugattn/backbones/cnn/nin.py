@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from ..._validate import check_int
-from ..layers.core import ImageBackbone
+from ..layers import ImageBackbone
 from ..registry import register_backbone
 
 __all__ = ["MlpConv", "NIN", "nin_cifar"]

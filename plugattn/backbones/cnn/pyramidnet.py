@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..._validate import check_choice, check_int
-from ..layers.core import ImageBackbone, init_kaiming_fan_out_
+from ..layers import ImageBackbone, init_kaiming_fan_out_
 from ..registry import register_backbone
 
 __all__ = ["PyramidBasicBlock", "PyramidBottleneck", "PyramidNet", "pyramidnet110_a48", "pyramidnet200_a300"]

@@ -33,8 +33,9 @@ import torch
 import torch.nn as nn
 
 from ..._validate import check_int
+from ..layers import NormLayer, conv1x1
 from ..registry import register_backbone
-from .resnet import NormLayer, ResNet, conv1x1
+from .resnet import ResNet
 
 __all__ = ["Bottle2neck", "res2net50_26w_4s"]
 

@@ -28,13 +28,13 @@ wide_resnet50_2     68,883,240
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Type
+from typing import Any, Dict, List, Optional, Sequence, Type
 
 import torch
 import torch.nn as nn
 
 from ..._validate import check_int
-from ..layers.core import ImageBackbone, init_kaiming_fan_out_
+from ..layers import ImageBackbone, NormLayer, conv1x1, conv3x3, init_kaiming_fan_out_
 from ..registry import register_backbone
 
 __all__ = [
@@ -48,31 +48,6 @@ __all__ = [
     "resnet152",
     "wide_resnet50_2",
 ]
-
-NormLayer = Callable[[int], nn.Module]
-
-
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
-    """3x3 convolution, padding that keeps the size at stride 1, no bias (a BN follows).
-
-    Example:
-        >>> conv3x3(8, 16, stride=2)(torch.zeros(1, 8, 8, 8)).shape
-        torch.Size([1, 16, 4, 4])
-    """
-    return nn.Conv2d(
-        in_planes, out_planes, 3, stride=stride, padding=dilation, groups=groups, bias=False, dilation=dilation
-    )
-
-
-def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    """1x1 convolution without bias.
-
-    Example:
-        >>> conv1x1(8, 4)(torch.zeros(1, 8, 3, 3)).shape
-        torch.Size([1, 4, 3, 3])
-    """
-    return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
-
 
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers and an identity (or projection) shortcut: He et al. 2016, Fig. 2 left.

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from ..._validate import check_int
-from ..layers.core import ImageBackbone, init_kaiming_fan_out_
+from ..layers import ImageBackbone, init_kaiming_fan_out_
 from ..registry import register_backbone
 
 __all__ = ["WideBasicBlock", "WideResNet", "wide_resnet28_10"]

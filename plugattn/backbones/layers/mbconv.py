@@ -19,8 +19,10 @@ import torch.nn as nn
 
 from ..._validate import check_int
 from ...attention.se import SELayer
-from .mobile import check_block_args, check_probability
-from .core import ActSpec, ConvNormAct, DropPath
+from .checks import check_block_args, check_probability
+from .activations import ActSpec
+from .conv import ConvNormAct
+from .drop import DropPath
 
 
 class StochasticResidual(nn.Module):

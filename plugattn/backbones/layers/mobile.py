@@ -1,44 +1,13 @@
 """Pieces shared by the mobile CNNs (MobileNetV1/V2/V3, MnasNet, EfficientNet(V2), MobileNeXt, GhostNet):
-argument checks, the pooled classifier head, and the reference implementations' weight init.
-
-Not a model file (the leading underscore keeps it out of the backbone auto-import).
+the pooled classifier head and network frame, and the conv residual frame of MobileNetV2 / MobileNeXt
+(their argument checks are in :mod:`.checks`, their weight init in :mod:`.init`).
 """
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn as nn
 
-from ..._validate import check_choice, check_int, check_positive_float
-from .core import ImageBackbone
-
-LINEAR_INITS = ("normal", "uniform", "goog", "default")
-
-
-def check_common_args(num_classes: int, in_chans: int, width_mult: float = 1.0, dropout: float = 0.0) -> None:
-    """Raise ``ValueError`` for a bad class count, input-channel count, width multiplier or dropout rate.
-
-    Example:
-        >>> check_common_args(1000, 3, 1.0, 0.2)
-    """
-    check_int("num_classes", num_classes, minimum=0)
-    check_int("in_chans", in_chans, minimum=1)
-    check_positive_float("width_mult", width_mult)
-    check_probability("dropout", dropout)
-
-
-def check_probability(name: str, value: object) -> float:
-    """Return ``value`` if it is a number in [0, 1), else raise ``ValueError`` naming ``name``.
-
-    Example:
-        >>> check_probability("drop_path_rate", 0.2)
-        0.2
-    """
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0
-    if not ok:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
+from .image_backbone import ImageBackbone
 
 
 def make_classifier(in_features: int, num_classes: int, dropout: float = 0.0) -> nn.Sequential:
@@ -51,42 +20,6 @@ def make_classifier(in_features: int, num_classes: int, dropout: float = 0.0) ->
     """
     head = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
     return nn.Sequential(nn.Dropout(p=dropout), head)
-
-
-def init_mobile_weights(model: nn.Module, linear: str = "normal", group_fan_out: bool = False) -> None:
-    """Initialise like the reference code of the mobile CNNs: convolutions He-normal over fan-out,
-    BatchNorm to (1, 0), and linear layers by ``linear``:
-
-    * ``"normal"``: N(0, 0.01), zero bias (torchvision MobileNetV2/V3, MobileNeXt);
-    * ``"uniform"``: U(-1/sqrt(out), 1/sqrt(out)), zero bias (torchvision EfficientNet);
-    * ``"goog"``: the TensorFlow TPU reference as timm writes it: U(-1/sqrt(out), 1/sqrt(out)) and
-      ``group_fan_out=True`` (a grouped conv's fan-out is divided by its groups);
-    * ``"default"``: leave linear layers at PyTorch's default.
-
-    Example:
-        >>> layer = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8, 2))
-        >>> init_mobile_weights(layer, linear="normal")
-    """
-    check_choice("linear", linear, LINEAR_INITS)
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-            if group_fan_out:
-                fan_out //= module.groups
-            nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear) and linear != "default":
-            if linear == "normal":
-                nn.init.normal_(module.weight, 0.0, 0.01)
-            else:
-                bound = 1.0 / math.sqrt(module.out_features)
-                nn.init.uniform_(module.weight, -bound, bound)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
 
 
 class PooledClassifierNet(ImageBackbone):
@@ -137,14 +70,3 @@ class ConvResidual(nn.Module):
             out = out + x
         return out
 
-
-def check_block_args(in_channels: int, out_channels: int, stride: int) -> None:
-    """Raise ``ValueError`` unless the widths are positive ints and the stride is 1 or 2.
-
-    Example:
-        >>> check_block_args(16, 24, 2)
-    """
-    check_int("in_channels", in_channels)
-    check_int("out_channels", out_channels)
-    if stride not in (1, 2):
-        raise ValueError(f"stride must be 1 or 2, got {stride!r}")

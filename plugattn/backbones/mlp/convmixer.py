@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from ..._validate import check_int
-from ..layers.core import ImageBackbone, get_act
+from ..layers import ImageBackbone, get_act
 from ..registry import register_backbone
 
 __all__ = ["Residual", "ConvMixerBlock", "ConvMixer", "convmixer_768_32", "convmixer_1536_20"]

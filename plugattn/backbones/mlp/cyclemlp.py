@@ -12,7 +12,7 @@ official code (github.com/ShoufaChen/CycleMLP, ``cycle_mlp.py``, ``CycleMLP_B1``
   with plain tensor ops: every channel is shifted by its offset (zero padding) and a 1x1 linear map
   follows. No torchvision dependency, traceable, runs at any input size;
 * CycleMLP token mixer (Fig. 3): ``CycleFC(1 x 3)``, ``CycleFC(3 x 1)`` and a channel Linear, fused by
-  ViP's split attention (:func:`plugattn.backbones.mlp.vip.reweight_branches`), then a Linear;
+  ViP's split attention (:func:`plugattn.backbones.layers.reweight_branches`), then a Linear;
 * block: ``x + mixer(LN(x))`` then ``x + MLP(LN(x))``; B1 (Table 1): a 7x7 stride-4 (padding 2) patch
   embedding, widths (64, 128, 320, 512), layers (2, 2, 4, 2), MLP ratio 4, a 3x3 stride-2 convolution
   between stages; LayerNorm, mean over positions, linear head.
@@ -42,9 +42,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..._validate import check_int
+from ..layers import Mlp, PatchEmbed, PermutatorBlock, reweight_branches
 from ..registry import register_backbone
-from .vip import PatchEmbed, PermutatorBlock, VisionPermutator, reweight_branches
-from ..vit.vit import Mlp
+from .vip import VisionPermutator
 
 __all__ = ["cycle_offsets", "shift_with_zeros", "CycleFC", "CycleMLPMixer", "CycleBlock", "CycleMLP", "cyclemlp_b1"]
 
@@ -186,11 +186,11 @@ class CycleMLP(VisionPermutator):
 
     def make_patch_embed(self, in_chans: int, dim: int, patch_size: int) -> nn.Module:
         """Overlapping patch embedding: 7x7 convolution, stride 4, padding 2 (official ``PatchEmbedOverlapping``)."""
-        return PatchEmbed(in_chans, dim, kernel_size=7, stride=4, padding=2)
+        return PatchEmbed(in_chans, dim, 7, stride=4, padding=2)
 
     def make_downsample(self, in_dim: int, out_dim: int, patch_size: int) -> nn.Module:
         """3x3 convolution, stride 2, padding 1 (official ``Downsample``)."""
-        return PatchEmbed(in_dim, out_dim, kernel_size=3, stride=2, padding=1)
+        return PatchEmbed(in_dim, out_dim, 3, stride=2, padding=1)
 
     def make_block(self, stage: int, dim: int, mlp_ratio: float, drop_path: float) -> nn.Module:
         return CycleBlock(dim, mlp_ratio, drop_path, self.qkv_bias)

@@ -13,7 +13,7 @@ Architecture with Dynamic Mixing", ICML 2022 (PMLR 162). Section 3, layout as th
   then an output Linear (``out``);
 * DynaMixer block (Sec. 3.3): row mixing (the operation along W, every row), column mixing (along H,
   every column) and a channel Linear, fused by ViP's split attention
-  (:func:`plugattn.backbones.mlp.vip.reweight_branches`) and a Linear; the block is
+  (:func:`plugattn.backbones.layers.reweight_branches`) and a Linear; the block is
   ``x + mixing(LN(x))`` then ``x + MLP(LN(x))`` (MLP ratio 3);
 * DynaMixer-S: the ViP-Small/7 skeleton -- a 7x7 stride-7 patch embedding, layers (4, 3, 8, 3),
   widths (192, 384, 384, 384), a 2x2 stride-2 downsampling after stage 1 -- with 8 heads in stage 1
@@ -47,9 +47,9 @@ import torch.nn as nn
 from einops import rearrange
 
 from ..._validate import check_int
+from ..layers import Mlp, PermutatorBlock, reweight_branches
 from ..registry import register_backbone
-from .vip import PermutatorBlock, VisionPermutator, reweight_branches
-from ..vit.vit import Mlp
+from .vip import VisionPermutator
 
 torch.fx.wrap("rearrange")  # einops cannot see FX proxies: one call node, run on real tensors
 

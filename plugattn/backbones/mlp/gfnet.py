@@ -35,7 +35,7 @@ Reference parameter counts (1000 classes): the paper / official README give GFNe
 official module shapes (patch conv 3*256*D + D, pos_embed 196*D, per block 4D LN + 14*8*D*2 filter +
 8D^2 + 5D MLP, final LN 2D, head 1000D + 1000) and match ours: GFNet-Ti 7,511,784, GFNet-XS 15,985,768.
 
-Injection sites: :class:`~plugattn.backbones.vit.vit.PatchEmbed` gives the only (B, C, H, W) map
+Injection sites: :class:`~plugattn.backbones.layers.PatchEmbed` gives the only (B, C, H, W) map
 (``inject_attention(model, "eca", after="PatchEmbed")``); :class:`GFNetBlock` maps tokens to tokens,
 so the injector refuses it with its "(B, C, H, W) feature map" error.
 """
@@ -49,10 +49,8 @@ import torch.fx
 import torch.nn as nn
 from einops import rearrange
 
-from ..layers.core import DropPath, init_trunc_normal_, linear_drop_path_rates
-from .mlp_mixer import PatchTokenModel
+from ..layers import DropPath, Mlp, PatchEmbed, PatchTokenModel, init_trunc_normal_, linear_drop_path_rates
 from ..registry import register_backbone
-from ..vit.vit import Mlp, PatchEmbed
 
 # recorded as single calls by torch.fx: einops cannot see proxies, and the size check must run at run time
 torch.fx.wrap("rearrange")
@@ -132,7 +130,7 @@ class GFNet(PatchTokenModel):
         if not mlp_ratio > 0:
             raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio!r}")
 
-        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size)
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid, embed_dim))
         # stochastic depth grows linearly from 0 (first block) to drop_path_rate (last), as the official code
         rates = linear_drop_path_rates(drop_path_rate, depth)

@@ -19,13 +19,13 @@ size expected (one ``torch.fx.wrap``-ed call, kept in traced graphs).
 Parameter names are timm's (``stem.proj``, ``blocks.i.norm``, ``mlp_channels.fc1``,
 ``mlp_channels.gate.norm``, ``mlp_channels.gate.proj``, ``mlp_channels.fc2``, ``norm``, ``head``), so
 timm's ``gmlp_s16_224`` state_dict loads unchanged. Init as timm / the reference: Flax-style
-(see :func:`plugattn.backbones.mlp.mlp_mixer.init_mixer_weights`), spatial W ~ N(0, 1e-6), b = 1.
+(see :func:`plugattn.backbones.layers.init_mixer_weights`), spatial W ~ N(0, 1e-6), b = 1.
 
 Reference parameter count (1000 classes): timm's published count for ``gmlp_s16_224``, 19,422,656,
 re-measured by building timm's model with random weights (timm's model card: 19.4M; the paper's Table 1
 lists 19.5M for gMLP-S as quoted in secondary copies of that table -- not checked against the paper itself).
 
-Injection sites: :class:`~plugattn.backbones.vit.vit.PatchEmbed` gives the only (B, C, H, W) map; every
+Injection sites: :class:`~plugattn.backbones.layers.PatchEmbed` gives the only (B, C, H, W) map; every
 :class:`SpatialGatingBlock` maps tokens to tokens, so the injector refuses it with its
 "(B, C, H, W) feature map" error.
 """
@@ -38,10 +38,8 @@ import torch.fx
 import torch.nn as nn
 from einops import rearrange
 
-from ..layers.core import DropPath, get_act
-from .mlp_mixer import PatchTokenModel, init_mixer_weights
+from ..layers import DropPath, PatchEmbed, PatchTokenModel, get_act, init_mixer_weights
 from ..registry import register_backbone
-from ..vit.vit import PatchEmbed
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call
 torch.fx.wrap("rearrange")
@@ -143,7 +141,7 @@ class GMlp(PatchTokenModel):
             raise ValueError(f"mlp_ratio * embed_dim (d_ffn) must be an even integer >= 2, got mlp_ratio={mlp_ratio!r} "
                              f"with embed_dim={embed_dim} (d_ffn={hidden})")
 
-        self.stem = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.stem = PatchEmbed(in_chans, embed_dim, patch_size)
         self.blocks = nn.Sequential(*[
             SpatialGatingBlock(embed_dim, hidden, grid * grid, drop_path_rate) for _ in range(depth)
         ])

@@ -29,7 +29,7 @@ Reference parameter counts (1000 classes), timm's published counts, re-measured 
 timm's models with random weights: mixer_s16_224 18,528,264 (paper Table 1: 18M), mixer_b16_224
 59,880,472 (paper: 59M).
 
-Injection sites: :class:`PatchEmbed` gives the only (B, C, H, W) map
+Injection sites: :class:`~plugattn.backbones.layers.PatchEmbed` gives the only (B, C, H, W) map
 (``inject_attention(model, "eca", after="PatchEmbed")``); every :class:`MixerBlock` maps tokens
 (B, S, C) to tokens, so the injector refuses it with its "(B, C, H, W) feature map" error.
 """
@@ -43,15 +43,13 @@ import torch.fx
 import torch.nn as nn
 from einops import rearrange
 
-from ..._validate import check_int
-from ..layers.core import DropPath, ImageBackbone, lecun_normal_
+from ..layers import DropPath, Mlp, PatchEmbed, PatchTokenModel, init_mixer_weights
 from ..registry import register_backbone
-from ..vit.vit import Mlp, PatchEmbed, check_rate
 
 # recorded as single calls by torch.fx: einops cannot see proxies, and the size check must run at run time
 torch.fx.wrap("rearrange")
 
-__all__ = ["MixerBlock", "PatchTokenModel", "MlpMixer", "init_mixer_weights", "mixer_s16_224", "mixer_b16_224"]
+__all__ = ["MixerBlock", "MlpMixer", "mixer_s16_224", "mixer_b16_224"]
 
 
 class MixerBlock(nn.Module):
@@ -78,81 +76,6 @@ class MixerBlock(nn.Module):
         mixed = rearrange(self.mlp_tokens(mixed), "b c s -> b s c")
         x = x + self.drop_path(mixed)
         return x + self.drop_path(self.mlp_channels(self.norm2(x)))
-
-
-def init_mixer_weights(model: nn.Module) -> None:
-    """Initialisation of the MLP-Mixer / gMLP reference code (Flax defaults, as timm's ``_init_weights``):
-    Xavier-uniform Linear weights with N(0, 1e-6) biases inside MLPs (zero elsewhere), zero head,
-    LeCun-normal convolutions, unit/zero LayerNorms. Modules with an ``init_weights`` method (gMLP's
-    spatial gate) then set their own values.
-
-    Example:
-        >>> model = nn.Sequential(nn.Linear(4, 4)); init_mixer_weights(model); model[0].weight.abs().max() <= 1
-        tensor(True)
-    """
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            if name.startswith("head"):
-                nn.init.zeros_(module.weight)
-                nn.init.zeros_(module.bias)
-                continue
-            nn.init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                if "mlp" in name:
-                    nn.init.normal_(module.bias, std=1e-6)
-                else:
-                    nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Conv2d):
-            lecun_normal_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-    # after the generic pass, so a module's own values are not overwritten by the rule for its children
-    for module in model.modules():
-        if hasattr(module, "init_weights"):
-            module.init_weights()
-
-
-class PatchTokenModel(ImageBackbone):
-    """Shared frame of the fixed-size patch-token models (MLP-Mixer, gMLP, GFNet): argument checks and
-    sizes, the input-size check, and ``forward`` = linear head on the mean of the normalised tokens.
-
-    Subclasses call :meth:`setup_grid` first and define ``stem``, ``blocks``, ``norm`` and ``head``.
-
-    Example:
-        >>> issubclass(MlpMixer, PatchTokenModel)
-        True
-    """
-
-    default_input_size = 224
-
-    def setup_grid(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, depth: int,
-                   num_classes: int, drop_path_rate: float) -> int:
-        """Check the common arguments, record the sizes; returns the patch-grid side img_size / patch_size."""
-        for name, value in (("img_size", img_size), ("patch_size", patch_size), ("in_chans", in_chans),
-                            ("embed_dim", embed_dim), ("depth", depth)):
-            check_int(name, value)
-        check_int("num_classes", num_classes, minimum=0)
-        check_rate("drop_path_rate", drop_path_rate)
-        if img_size % patch_size:
-            raise ValueError(f"patch_size must divide img_size={img_size}, got patch_size={patch_size}")
-        self.num_classes = num_classes
-        self.num_features = self.embed_dim = embed_dim
-        self.in_chans = in_chans
-        self.default_input_size = img_size
-        self.input_hw = (img_size, img_size)  # the only size taken: ImageBackbone's input check enforces it
-        return img_size // patch_size
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in_chans, img_size, img_size) -> normalised patch tokens (B, S, C)."""
-        x = rearrange(self.stem(x), "b c h w -> b (h w) c")  # (B, C, h, w) -> (B, S, C)
-        return self.norm(self.blocks(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x).mean(dim=1)  # global average pooling over the patches -> (B, C)
-        return self.head(x)
 
 
 class MlpMixer(PatchTokenModel):
@@ -184,7 +107,7 @@ class MlpMixer(PatchTokenModel):
             raise ValueError(f"mlp_ratio must be two positive ratios (tokens, channels), got {mlp_ratio!r}")
         tokens_hidden, channels_hidden = int(mlp_ratio[0] * embed_dim), int(mlp_ratio[1] * embed_dim)
 
-        self.stem = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.stem = PatchEmbed(in_chans, embed_dim, patch_size)
         self.blocks = nn.Sequential(*[
             MixerBlock(embed_dim, grid * grid, tokens_hidden, channels_hidden, drop_path_rate) for _ in range(depth)
         ])

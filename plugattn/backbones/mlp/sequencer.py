@@ -25,9 +25,9 @@ Parameter names are timm's (``stem.proj``, ``stages.i.downsample.down``, ``stage
 ``rnn_tokens.rnn_v`` / ``rnn_h`` / ``fc``, ``mlp_channels.fc1``, ``norm``); timm's ``head.fc`` is our
 ``head`` (renamed by :meth:`Sequencer2d.convert_external_state_dict`), so timm's ``sequencer2d_s``
 state_dict loads. Init as timm / the reference code (Flax-style Linear and conv init, see
-:func:`plugattn.backbones.mlp.mlp_mixer.init_mixer_weights`; LSTMs U(-1/sqrt(D), 1/sqrt(D)), PyTorch's
-default). Stochastic depth uses one rate for every block, as timm (the official two_dim_sequencer.py grows it
-linearly from 0 to drop_path_rate).
+:func:`plugattn.backbones.layers.init_mixer_weights`; LSTMs U(-1/sqrt(D), 1/sqrt(D)), PyTorch's
+default). Stochastic depth grows linearly from 0 to ``drop_path_rate`` over the blocks, as the official
+two_dim_sequencer.py (timm uses one rate for every block).
 
 Reference parameter count (1000 classes): timm's published count for ``sequencer2d_s``, 27,651,688,
 re-measured by building timm's model with random weights (paper Table 1: 28M).
@@ -35,7 +35,7 @@ re-measured by building timm's model with random weights (paper Table 1: 28M).
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, Mapping, Sequence, Union
 
 import torch
 import torch.fx
@@ -43,10 +43,8 @@ import torch.nn as nn
 from einops import rearrange
 
 from ..._validate import check_int
-from ..layers.core import DropPath, ImageBackbone
-from .mlp_mixer import init_mixer_weights
+from ..layers import DropPath, ImageBackbone, Mlp, PatchEmbed, check_rate, init_mixer_weights, linear_drop_path_rates
 from ..registry import register_backbone
-from ..vit.vit import Mlp, PatchEmbed, check_rate
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call
 torch.fx.wrap("rearrange")
@@ -130,13 +128,18 @@ class Sequencer2dStage(nn.Module):
     """
 
     def __init__(self, in_dim: int, dim: int, depth: int, patch_size: int, hidden_size: int,
-                 mlp_ratio: float = 3.0, downsample: bool = False, drop_path: float = 0.0) -> None:
+                 mlp_ratio: float = 3.0, downsample: bool = False,
+                 drop_path: Union[float, Sequence[float]] = 0.0) -> None:
         super().__init__()
+        # one rate for all blocks, or one per block (the model passes its linear schedule's slice)
+        rates = [float(drop_path)] * depth if isinstance(drop_path, (int, float)) else list(drop_path)
+        if len(rates) != depth:
+            raise ValueError(f"drop_path needs one rate per block: depth={depth}, got {len(rates)} rates")
         if not downsample and in_dim != dim:
             raise ValueError(f"a stage without downsampling keeps its width: in_dim={in_dim} must equal dim={dim}")
         self.downsample = Downsample2d(in_dim, dim, patch_size) if downsample else nn.Identity()
         self.blocks = nn.Sequential(*[
-            Sequencer2dBlock(dim, hidden_size, mlp_ratio, drop_path) for _ in range(depth)
+            Sequencer2dBlock(dim, hidden_size, mlp_ratio, rate) for rate in rates
         ])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -186,12 +189,14 @@ class Sequencer2d(ImageBackbone):
         self.num_classes = num_classes
         self.num_features = embed_dims[-1]
 
-        self.stem = PatchEmbed(patch_sizes[0], in_chans, embed_dims[0])
+        self.stem = PatchEmbed(in_chans, embed_dims[0], patch_sizes[0])
+        rates = linear_drop_path_rates(drop_path_rate, sum(layers))  # official: 0 -> rate over all blocks
         stages = []
         for i, (depth, dim) in enumerate(zip(layers, embed_dims)):
             in_dim = embed_dims[max(i - 1, 0)]
+            first = sum(layers[:i])
             stages.append(Sequencer2dStage(in_dim, dim, depth, patch_sizes[i], hidden_sizes[i], mlp_ratios[i],
-                                           downsample=i > 0, drop_path=drop_path_rate))
+                                           downsample=i > 0, drop_path=rates[first:first + depth]))
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(embed_dims[-1], eps=1e-6)
         self.head = nn.Linear(embed_dims[-1], num_classes) if num_classes > 0 else nn.Identity()

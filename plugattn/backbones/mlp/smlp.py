@@ -47,9 +47,8 @@ import torch.fx
 import torch.nn as nn
 
 from ..._validate import check_int
-from ..layers.core import DropPath, ImageBackbone, linear_drop_path_rates
+from ..layers import DropPath, ImageBackbone, Mlp, check_rate, linear_drop_path_rates
 from ..registry import register_backbone
-from ..vit.vit import Mlp, check_rate
 
 
 __all__ = ["DWConvBlock", "SparseMLP", "SMLPBlock", "SMLPNet", "smlpnet_tiny"]

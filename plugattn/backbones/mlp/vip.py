@@ -13,7 +13,7 @@ Section 3 and Fig. 2, layout as the official code (github.com/houqb/VisionPermut
   values mixes information along the height, and permutes back; the width branch does the same with W;
   the channel branch is a plain Linear over C. The branches are fused by split attention
   (Eq. (3)-(4)): ``a = softmax_3(MLP(mean_HW(X_H + X_W + X_C)))`` per channel,
-  ``out = Linear(a_H X_H + a_W X_W + a_C X_C)`` (:func:`reweight_branches`);
+  ``out = Linear(a_H X_H + a_W X_W + a_C X_C)`` (:func:`~plugattn.backbones.layers.reweight_branches`);
 * ViP-Small/7 (Table 1 and ``vip_s7``): stage 1: 4 blocks at 32 x 32, C = 192, 32 segments; a 2x2
   stride-2 convolution to 16 x 16, C = 384; then 3 + 8 + 3 blocks at 16 x 16, C = 384, 16 segments;
   LayerNorm, mean over positions, linear head. Channel and height/width Linears have no bias
@@ -31,7 +31,7 @@ PyTorch-default convolutions. Module and parameter names are the official ones (
 ``network.i.j.attn.mlp_h``, ``reweight.fc1``, ``norm``, ``head``), so a checkpoint of the official
 ``vip_s7`` loads with ``load_state_dict``; the blocks here take and return (B, C, H, W) maps
 (the official code keeps (B, H, W, C) between blocks: same numbers, other layout), so every
-:class:`PermutatorBlock` is an injection site.
+:class:`~plugattn.backbones.layers.PermutatorBlock` is an injection site.
 
 Reference parameter count (1000 classes): the paper (and the DynaMixer README's comparison table) gives ViP-Small/7 as "25M" (rounded).
 The exact count of the official ``vip_s7`` configuration, computed from its layer shapes (arithmetic
@@ -49,32 +49,16 @@ import torch.nn as nn
 from einops import rearrange
 
 from ..._validate import check_int
-from ..cnn.convnext import LayerNorm2d
-from ..layers.core import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
+from ..layers import (
+    ImageBackbone, LayerNorm2d, Mlp, PatchEmbed, PermutatorBlock, check_rate, init_trunc_normal_,
+    linear_drop_path_rates, reweight_branches,
+)
 from ..registry import register_backbone
-from ..vit.vit import Mlp, check_rate
 
 # einops cannot see FX proxies and the size check must run at run time: both are recorded as single calls
 torch.fx.wrap("rearrange")
 
-__all__ = ["reweight_branches", "WeightedPermuteMLP", "PermutatorBlock", "VisionPermutator", "vip_s7"]
-
-
-def reweight_branches(x_h: torch.Tensor, x_w: torch.Tensor, x_c: torch.Tensor, reweight: nn.Module) -> torch.Tensor:
-    """Split-attention fusion of three (B, H, W, C) branches (ViP Eq. (3)-(4), reused by CycleMLP and
-    DynaMixer): ``a = softmax over the 3 branches of reweight(mean_HW(x_h + x_w + x_c))``, one weight
-    triple per channel; returns ``a_h x_h + a_w x_w + a_c x_c``.
-
-    ``reweight`` maps (B, C) to (B, 3C) laid out channel-major, ``(c, branch)`` (the official layout).
-
-    Example:
-        >>> x = torch.randn(2, 4, 4, 8)
-        >>> reweight_branches(x, x, x, Mlp(8, 2, 24)).shape
-        torch.Size([2, 4, 4, 8])
-    """
-    pooled = (x_h + x_w + x_c).mean(dim=(1, 2))  # (B, H, W, C) -> (B, C)
-    weights = rearrange(reweight(pooled), "b (c k) -> k b 1 1 c", k=3).softmax(dim=0)  # (3, B, 1, 1, C)
-    return x_h * weights[0] + x_w * weights[1] + x_c * weights[2]
+__all__ = ["WeightedPermuteMLP", "VisionPermutator", "vip_s7"]
 
 
 class WeightedPermuteMLP(nn.Module):
@@ -110,31 +94,6 @@ class WeightedPermuteMLP(nn.Module):
         x_w = rearrange(self.mlp_w(x_w), "b h g (w s) -> b h w (g s)", s=s)
         x_c = self.mlp_c(x)
         return self.proj(reweight_branches(x_h, x_w, x_c, self.reweight))
-
-
-class PermutatorBlock(nn.Module):
-    """Pre-norm MLP block of ViP (and of CycleMLP / DynaMixer, which reuse it with their own token mixer):
-    ``x + drop_path(attn(LN(x)))`` then ``x + drop_path(mlp(LN(x)))``. Takes and returns (B, C, H, W);
-    the mixers and MLPs work channels-last inside.
-
-    Example:
-        >>> PermutatorBlock(16, WeightedPermuteMLP(16, 4))(torch.randn(2, 16, 4, 4)).shape
-        torch.Size([2, 16, 4, 4])
-    """
-
-    def __init__(self, dim: int, token_mixer: nn.Module, mlp_ratio: float = 3.0, drop_path: float = 0.0) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = token_mixer  # "attn": the official parameter name of the token mixer
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)  # (B, C, H, W) -> (B, H, W, C)
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x.permute(0, 3, 1, 2)  # -> (B, C, H, W)
 
 
 class VisionPermutator(ImageBackbone):
@@ -230,11 +189,11 @@ class VisionPermutator(ImageBackbone):
 
     def make_patch_embed(self, in_chans: int, dim: int, patch_size: int) -> nn.Module:
         """ViP: a non-overlapping ``patch_size`` convolution (official ``PatchEmbed``)."""
-        return PatchEmbed(in_chans, dim, kernel_size=patch_size, stride=patch_size, padding=0)
+        return PatchEmbed(in_chans, dim, patch_size)
 
     def make_downsample(self, in_dim: int, out_dim: int, patch_size: int) -> nn.Module:
         """ViP: a non-overlapping ``patch_size`` convolution (official ``Downsample``)."""
-        return PatchEmbed(in_dim, out_dim, kernel_size=patch_size, stride=patch_size, padding=0)
+        return PatchEmbed(in_dim, out_dim, patch_size)
 
     def make_block(self, stage: int, dim: int, mlp_ratio: float, drop_path: float) -> nn.Module:
         """ViP: Weighted Permute-MLP with as many segments as the stage's grid side."""
@@ -257,23 +216,6 @@ class VisionPermutator(ImageBackbone):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.forward_features(x).mean(dim=(2, 3))  # mean over positions -> (B, C)
         return self.head(x)
-
-
-class PatchEmbed(nn.Module):
-    """A strided convolution (patch embedding or downsampling between stages): (B, C_in, H, W) ->
-    (B, C_out, H', W'). Named ``proj`` inside, as the official code.
-
-    Example:
-        >>> PatchEmbed(3, 8, kernel_size=7, stride=7)(torch.randn(1, 3, 28, 28)).shape
-        torch.Size([1, 8, 4, 4])
-    """
-
-    def __init__(self, in_chans: int, dim: int, kernel_size: int, stride: int, padding: int = 0) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, dim, kernel_size=kernel_size, stride=stride, padding=padding)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x)
 
 
 _PAPER = ("Hou, Jiang, Yuan, Cheng, Yan, Feng: Vision Permutator: A Permutable MLP-Like Architecture "

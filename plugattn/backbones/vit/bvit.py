@@ -33,7 +33,7 @@ and LayerNorm eps 1e-6 (timm's DeiT) where the official file keeps PyTorch's 1e-
 
 Input size: 224 default; other sizes divisible by 16 resize the position embeddings (as ViT; tested at 64).
 
-Injection sites: only :class:`plugattn.backbones.vit.vit.PatchEmbed` produces a (B, C, H, W) map
+Injection sites: only :class:`plugattn.backbones.layers.PatchEmbed` produces a (B, C, H, W) map
 (``inject_attention(model, "eca", after="PatchEmbed")``); :class:`BViTBlock` and
 :class:`BroadAttention` produce tokens and are refused with the injector's "(B, C, H, W) feature map"
 error.
@@ -48,9 +48,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from ..layers.core import init_trunc_normal_, linear_drop_path_rates
+from ..layers import Block, check_rate, init_trunc_normal_, linear_drop_path_rates, resize_pos_embed
 from ..registry import register_backbone
-from .vit import Block, VisionTransformer, check_rate, resize_pos_embed
+from .vit import VisionTransformer
 
 __all__ = ["BViTBlock", "BroadAttention", "BViT", "bvit_small"]
 

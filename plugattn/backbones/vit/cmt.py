@@ -40,7 +40,7 @@ the native 160 only. As a second check of the architecture, ``torch.utils.flop_c
 there is no external state_dict to load. Init as the official code: truncated normal (std 0.02) Linear weights, Kaiming-normal (fan_out)
 conv weights, zero biases, norms 1 / 0, B ~ N(0, 1).
 
-Injection sites producing (B, C, H, W) maps: :class:`CMTStem` (1), :class:`PatchEmbed` (4), every
+Injection sites producing (B, C, H, W) maps: :class:`CMTStem` (1), ``PatchEmbed`` (4), every
 :class:`LocalPerceptionUnit` and :class:`InvertedResidualFFN` (16 each), every :class:`CMTBlock` (16;
 blocks take and return channels-first maps), :class:`CMTStage` (4) and the head projection
 (``ConvNormAct``, 1), e.g.
@@ -58,17 +58,17 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ..._validate import check_int
-from ..layers.core import ConvNormAct, DropPath, ImageBackbone, check_per_stage, linear_drop_path_rates
-from .pvt import PatchEmbed
+from ..layers import (
+    ConvNormAct, DropPath, ImageBackbone, LayerNorm2d, PatchEmbed, check_heads, check_per_stage, check_rate,
+    linear_drop_path_rates,
+)
 from ..registry import register_backbone
-from .vit import check_heads, check_rate
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call so the model stays traceable
 torch.fx.wrap("rearrange")
 
 __all__ = [
     "CMTStem",
-    "PatchEmbed",
     "LocalPerceptionUnit",
     "LightweightAttention",
     "InvertedResidualFFN",
@@ -257,7 +257,7 @@ class CMTStage(nn.Module):
         check_int("sr_ratio", sr_ratio)
         if grid % sr_ratio:
             raise ValueError(f"sr_ratio must divide the stage grid {grid}, got sr_ratio={sr_ratio}")
-        self.patch_embed = PatchEmbed(in_channels, dim, 2)
+        self.patch_embed = PatchEmbed(in_channels, dim, 2, norm_layer=LayerNorm2d)  # 2x2 stride-2 conv + LayerNorm
         self.sr_ratio = sr_ratio
         self.query_grid = (grid, grid)
         self.key_grid = (grid // sr_ratio, grid // sr_ratio)

@@ -51,11 +51,11 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ..._validate import check_int
-from ..layers.mobile import check_probability
-from ..cnn.convnext import LayerNorm2d
-from ..layers.core import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
+from ..layers import (
+    DropPath, ImageBackbone, LayerNorm2d, Mlp, check_heads, check_probability, init_trunc_normal_,
+    linear_drop_path_rates,
+)
 from ..registry import register_backbone
-from .vit import Mlp, check_heads
 
 __all__ = [
     "stripe_partition",

@@ -40,9 +40,8 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ..._validate import check_int
-from ..layers.core import DropPath, ImageBackbone, init_trunc_normal_
+from ..layers import DropPath, ImageBackbone, Mlp, check_heads, check_rate, init_trunc_normal_
 from ..registry import register_backbone
-from .vit import Mlp, check_heads, check_rate
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call so the models stay traceable
 torch.fx.wrap("rearrange")

@@ -37,7 +37,7 @@ sets); outputs agreed to a relative error of 2.6e-7 at 64x64 and 1.8e-7 at 224x2
 The paper's 17M is the rounded figure (1.4% below the exact count). The test asserts 0.5% of 17,238,744
 and re-derives the per-block counts from the layer shapes.
 
-Injection sites (modules producing (B, C, H, W) maps): :class:`PatchEmbed` (stem), :class:`DilateBlock`
+Injection sites (modules producing (B, C, H, W) maps): ``PatchEmbed`` (stem), :class:`DilateBlock`
 (4), :class:`GlobalBlock` (8) and :class:`PatchMerging` (3), e.g.
 ``inject_attention(model, "eca", after="DilateBlock")``. Inside a block the attention and MLP map
 tokens (B, H*W, C) (:class:`MultiDilateLocalAttention`, ``Attention``, ``Mlp``) and are refused by
@@ -55,17 +55,18 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ..._validate import check_int
-from ..layers.mobile import check_probability
-from ..layers.core import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
+from ..layers import (
+    Attention, DropPath, ImageBackbone, Mlp, PatchEmbed, check_heads, check_probability, init_trunc_normal_,
+    linear_drop_path_rates,
+)
 from ..registry import register_backbone
-from .vit import Attention, Mlp, check_heads
 
 __all__ = [
     "DilateAttention",
     "MultiDilateLocalAttention",
     "DilateBlock",
     "GlobalBlock",
-    "PatchEmbed",
+    "conv_stem",
     "PatchMerging",
     "DilateStage",
     "DilateFormer",
@@ -201,27 +202,21 @@ class GlobalBlock(nn.Module):
         return rearrange(tokens, "b (y x) c -> b c y x", y=height)
 
 
-class PatchEmbed(nn.Module):
+def conv_stem(in_chans: int = 3, embed_dim: int = 72, hidden_dim: int = 16) -> nn.Sequential:
     """Overlapping stem: 3x3 convs 3 -> 16 (s1) -> 32 (s2) -> 64 (s1) -> C (s2), BN + GELU after the
-    first three. (B, in_chans, H, W) -> (B, C, H/4, W/4).
+    first three (the official ``PatchEmbed.proj``, indices 0 ... 9). (B, in_chans, H, W) -> (B, C, H/4, W/4).
 
     Example:
-        >>> PatchEmbed(3, 72)(torch.randn(1, 3, 32, 32)).shape
+        >>> conv_stem(3, 72)(torch.randn(1, 3, 32, 32)).shape
         torch.Size([1, 72, 8, 8])
     """
-
-    def __init__(self, in_chans: int = 3, embed_dim: int = 72, hidden_dim: int = 16) -> None:
-        super().__init__()
-        widths = [in_chans, hidden_dim, hidden_dim * 2, hidden_dim * 4]
-        layers: List[nn.Module] = []
-        for index, stride in enumerate((1, 2, 1)):
-            layers += [nn.Conv2d(widths[index], widths[index + 1], 3, stride, 1, bias=False),
-                       nn.BatchNorm2d(widths[index + 1]), nn.GELU()]
-        layers.append(nn.Conv2d(widths[-1], embed_dim, 3, 2, 1, bias=False))
-        self.proj = nn.Sequential(*layers)  # official indices proj.0 ... proj.9
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x)
+    widths = [in_chans, hidden_dim, hidden_dim * 2, hidden_dim * 4]
+    layers: List[nn.Module] = []
+    for index, stride in enumerate((1, 2, 1)):
+        layers += [nn.Conv2d(widths[index], widths[index + 1], 3, stride, 1, bias=False),
+                   nn.BatchNorm2d(widths[index + 1]), nn.GELU()]
+    layers.append(nn.Conv2d(widths[-1], embed_dim, 3, 2, 1, bias=False))
+    return nn.Sequential(*layers)
 
 
 class PatchMerging(nn.Module):
@@ -294,7 +289,7 @@ class DilateFormer(ImageBackbone):
             )
         self.num_classes = num_classes
         self.num_features = embed_dim * 8
-        self.patch_embed = PatchEmbed(in_chans, embed_dim)
+        self.patch_embed = PatchEmbed(in_chans, embed_dim, proj=conv_stem(in_chans, embed_dim))
         total = sum(depths)
         # stochastic depth growing linearly from 0 to drop_path_rate (torch.linspace in the official code)
         rates = linear_drop_path_rates(drop_path_rate, total)

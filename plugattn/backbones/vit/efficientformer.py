@@ -45,16 +45,13 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ..._validate import check_int
-from ..layers.mobile import check_probability
-from ..layers.core import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
-from .poolformer import Pooling  # PoolFormer's token mixer, which Meta4D reuses (Eq. 3)
+from ..layers import (
+    ConvMlp, DropPath, ImageBackbone, Mlp, Pooling, check_probability, init_trunc_normal_, linear_drop_path_rates,
+)
 from ..registry import register_backbone
-from .vit import Mlp
 
 __all__ = [
     "LayerScale",
-    "Pooling",
-    "ConvMlp",
     "Meta4D",
     "Flat",
     "RelativePositionAttention",
@@ -88,26 +85,6 @@ class LayerScale(nn.Module):
         return x * self.gamma
 
 
-class ConvMlp(nn.Module):
-    """Meta4D MLP: Conv1x1 -> BN -> GELU -> Conv1x1 -> BN (no activation after the second conv).
-
-    Example:
-        >>> ConvMlp(8, 32)(torch.randn(2, 8, 4, 4)).shape
-        torch.Size([2, 8, 4, 4])
-    """
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.norm1 = nn.BatchNorm2d(hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Conv2d(hidden, dim, 1)
-        self.norm2 = nn.BatchNorm2d(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm2(self.fc2(self.act(self.norm1(self.fc1(x)))))
-
-
 class Meta4D(nn.Module):
     """Meta4D block (Eq. 3) on (B, C, H, W): pooling token mixer and conv MLP, each layer-scaled residual.
 
@@ -118,9 +95,9 @@ class Meta4D(nn.Module):
 
     def __init__(self, dim: int, mlp_ratio: float = 4.0, layer_scale: float = 1e-5, drop_path: float = 0.0) -> None:
         super().__init__()
-        self.token_mixer = Pooling(3)
+        self.token_mixer = Pooling(3)  # PoolFormer's token mixer, which Meta4D reuses (Eq. 3)
         self.ls1 = LayerScale(dim, layer_scale, channels_first=True)
-        self.mlp = ConvMlp(dim, int(dim * mlp_ratio))
+        self.mlp = ConvMlp(dim, int(dim * mlp_ratio), norm_layer=nn.BatchNorm2d)  # BN after each conv
         self.ls2 = LayerScale(dim, layer_scale, channels_first=True)
         self.drop_path = DropPath(drop_path)
 

@@ -23,7 +23,7 @@ Parameter count: k-NN attention adds no parameters, so KVT-DeiT-S has DeiT-S's 2
 architecture (and every parameter name) is timm's DeiT-S: its state_dict loads unchanged, and with
 k = all tokens the outputs equal timm's.
 
-Injection sites: as ViT, only :class:`~plugattn.backbones.vit.vit.PatchEmbed` produces a (B, C, H, W) map;
+Injection sites: as ViT, only :class:`~plugattn.backbones.layers.PatchEmbed` produces a (B, C, H, W) map;
 blocks produce tokens.
 """
 from __future__ import annotations
@@ -37,8 +37,9 @@ import torch.nn as nn
 from einops import rearrange
 
 from ..._validate import check_int
+from ..layers import Attention
 from ..registry import register_backbone
-from .vit import Attention, VisionTransformer
+from .vit import VisionTransformer
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call so the models stay traceable
 torch.fx.wrap("rearrange")
@@ -65,7 +66,7 @@ torch.fx.wrap("knn_mask_scores")
 
 class KNNAttention(Attention):
     """Multi-head attention where each query attends to its ``topk`` highest-scoring keys only.
-    Same parameters (``qkv``, ``proj``) as :class:`~plugattn.backbones.vit.vit.Attention`.
+    Same parameters (``qkv``, ``proj``) as :class:`~plugattn.backbones.layers.Attention`.
 
     Example:
         >>> KNNAttention(16, num_heads=2, topk=3)(torch.randn(2, 5, 16)).shape

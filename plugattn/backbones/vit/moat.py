@@ -57,8 +57,7 @@ from einops import rearrange
 
 from ..._validate import check_int
 from ...attention.se import SELayer
-from ..layers.mobile import check_probability
-from ..layers.core import ConvNormAct, DropPath, ImageBackbone
+from ..layers import ConvNormAct, DropPath, ImageBackbone, check_probability
 from ..registry import register_backbone
 
 __all__ = [

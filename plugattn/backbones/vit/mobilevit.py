@@ -43,11 +43,8 @@ import torch.nn as nn
 from einops import rearrange
 
 from ..._validate import check_int
-from ..layers.mbconv import MBConv
-from ..layers.mobile import check_probability
-from ..layers.core import ConvNormAct, ImageBackbone
+from ..layers import Attention, ConvNormAct, ImageBackbone, MBConv, Mlp, check_probability
 from ..registry import register_backbone
-from .vit import Attention, Mlp
 from ..weights import remap_keys
 
 __all__ = [

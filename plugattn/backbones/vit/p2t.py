@@ -34,8 +34,9 @@ Reference parameter count: ``p2t_tiny`` has 11,590,840 parameters at 1000 classe
 September 2021 first code release's P2T-Tiny (widths (64, 128, 320, 512), depths (2, 2, 2, 2), 4x4 / 2x2
 patchify embeddings): 11,109,864 parameters (that release's README: 11.1M).
 
-Injection sites (modules producing (B, C, H, W) maps): :class:`PatchEmbed` (4) and :class:`P2TStage` (4).
-:class:`P2TBlock` maps tokens and is refused by the injector with its "(B, C, H, W) feature map" error.
+Injection sites (modules producing (B, C, H, W) maps): :class:`~plugattn.backbones.layers.PatchEmbed` (4)
+and :class:`P2TStage` (4). :class:`P2TBlock` maps tokens and is refused by the injector with its
+"(B, C, H, W) feature map" error.
 """
 from __future__ import annotations
 
@@ -49,14 +50,14 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ..._validate import check_int
-from ..layers.mobile import check_probability
-from ..cnn.convnext import LayerNorm2d
-from ..layers.core import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
+from ..layers import (
+    DropPath, ImageBackbone, LayerNorm2d, PatchEmbed, check_heads, check_probability, init_trunc_normal_,
+    linear_drop_path_rates,
+)
 from ..registry import register_backbone
 from ..weights import remap_keys
-from .vit import check_heads
 
-__all__ = ["pyramid_pool", "PyramidPooling", "PoolingAttention", "IRB", "P2TBlock", "PatchEmbed", "P2TStage",
+__all__ = ["pyramid_pool", "PyramidPooling", "PoolingAttention", "IRB", "P2TBlock", "P2TStage",
            "PyramidPoolingTransformer", "p2t_tiny", "p2t_tiny_v1"]
 
 torch.fx.wrap("rearrange")
@@ -173,25 +174,6 @@ class P2TBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x), height, width))
 
 
-class PatchEmbed(nn.Module):
-    """Patch embedding: k x k conv with stride s (padding k // 2 when overlapping, else 0) + LayerNorm
-    over channels.
-
-    Example:
-        >>> PatchEmbed(3, 8, 4, 4)(torch.randn(1, 3, 32, 32)).shape
-        torch.Size([1, 8, 8, 8])
-    """
-
-    def __init__(self, in_chans: int, dim: int, kernel_size: int, stride: int) -> None:
-        super().__init__()
-        padding = kernel_size // 2 if kernel_size > stride else 0  # overlapping: "same"-style; patchify: none
-        self.proj = nn.Conv2d(in_chans, dim, kernel_size, stride=stride, padding=padding)
-        self.norm = LayerNorm2d(dim, eps=1e-5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x))
-
-
 class P2TStage(nn.Module):
     """P2T blocks (sharing one :class:`PyramidPooling`) on the tokens of a (B, C, H, W) map; returns the map.
 
@@ -248,7 +230,10 @@ class PyramidPoolingTransformer(ImageBackbone):
         for index in range(4):
             stride = 4 if index == 0 else 2
             kernel = (7 if index == 0 else 3) if overlapping_embed else stride
-            embeds.append(PatchEmbed(in_dim, dims[index], kernel, stride))
+            padding = kernel // 2 if kernel > stride else 0  # overlapping: "same"-style; patchify: none
+            # k x k conv with stride s, then LayerNorm (eps 1e-5) over the channels of each position
+            embeds.append(PatchEmbed(in_dim, dims[index], kernel, stride=stride, padding=padding,
+                                     norm_layer=LayerNorm2d))
             stages.append(P2TStage(dims[index], depths[index], num_heads[index], mlp_ratios[index], pool_ratios[index],
                                    rates[start:start + depths[index]]))
             start += depths[index]

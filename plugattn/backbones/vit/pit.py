@@ -25,7 +25,7 @@ here (the paper's Table 4 rounds PiT-Ti to 4.9M).
 Injection sites producing (B, C, H, W) maps: :class:`ConvEmbedding` (the patch embedding) and the
 pooling's depthwise ``Conv2d`` (``transformers.1.pool.conv``, ``transformers.2.pool.conv``) --
 ``after="Conv2d"`` selects all three. :class:`Pooling` returns a (map, class token) pair and
-:class:`~plugattn.backbones.vit.vit.Block` returns tokens: the injector refuses both.
+:class:`~plugattn.backbones.layers.Block` returns tokens: the injector refuses both.
 """
 from __future__ import annotations
 
@@ -38,9 +38,8 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ..._validate import check_int
-from ..layers.core import ImageBackbone, linear_drop_path_rates
+from ..layers import Block, ImageBackbone, check_rate, linear_drop_path_rates
 from ..registry import register_backbone
-from .vit import Block, check_rate
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call so the models stay traceable
 torch.fx.wrap("rearrange")

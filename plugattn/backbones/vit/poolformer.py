@@ -26,7 +26,8 @@ Reference parameter count (1000 classes): 11,915,176 -- timm's ``poolformer_s12`
 building it here (the paper's Table 2 rounds it to 12M).
 
 Injection sites: everything is a (B, C, H, W) map -- :class:`Stem`, every :class:`Downsampling`,
-every :class:`PoolFormerBlock` (e.g. ``after="PoolFormerBlock"``: 12 sites in S12), :class:`Pooling`.
+every :class:`PoolFormerBlock` (e.g. ``after="PoolFormerBlock"``: 12 sites in S12),
+:class:`~plugattn.backbones.layers.Pooling`.
 """
 from __future__ import annotations
 
@@ -36,34 +37,15 @@ import torch
 import torch.nn as nn
 
 from ..._validate import check_choice, check_int
-from ..layers.core import DropPath, ImageBackbone, get_act, init_trunc_normal_, linear_drop_path_rates
+from ..layers import (
+    ConvMlp, DropPath, ImageBackbone, Pooling, check_rate, init_trunc_normal_, linear_drop_path_rates,
+)
 from ..registry import register_backbone
-from .vit import check_rate
 from ..weights import remap_keys
 
-__all__ = ["Pooling", "LayerScale2d", "ConvMlp", "PoolFormerBlock", "Stem", "Downsampling", "PoolFormer",
-           "poolformer_s12"]
+__all__ = ["LayerScale2d", "PoolFormerBlock", "Stem", "Downsampling", "PoolFormer", "poolformer_s12"]
 
 HEAD_NORMS = ("before_pool", "after_pool")
-
-
-class Pooling(nn.Module):
-    """PoolFormer token mixer, Eq. (4): ``AvgPool3x3(x) - x`` (stride 1, padding not counted).
-
-    Example:
-        >>> Pooling()(torch.ones(1, 2, 4, 4)).abs().max().item()
-        0.0
-    """
-
-    def __init__(self, pool_size: int = 3) -> None:
-        super().__init__()
-        check_int("pool_size", pool_size)
-        if pool_size % 2 == 0:
-            raise ValueError(f"pool_size must be odd (the map size is kept), got {pool_size}")
-        self.pool = nn.AvgPool2d(pool_size, stride=1, padding=pool_size // 2, count_include_pad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x) - x
 
 
 class LayerScale2d(nn.Module):
@@ -80,24 +62,6 @@ class LayerScale2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale.view(-1, 1, 1)  # (C,) -> (C, 1, 1) broadcast over H, W
-
-
-class ConvMlp(nn.Module):
-    """Channel MLP on a map: 1x1 conv -> GELU -> 1x1 conv.
-
-    Example:
-        >>> ConvMlp(8, 32)(torch.randn(1, 8, 3, 3)).shape
-        torch.Size([1, 8, 3, 3])
-    """
-
-    def __init__(self, dim: int, hidden: int, act: str = "gelu") -> None:
-        super().__init__()
-        self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.act = get_act(act)
-        self.fc2 = nn.Conv2d(hidden, dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class PoolFormerBlock(nn.Module):

@@ -21,9 +21,9 @@ position embeddings). Reference parameter count: 13.2M, the paper's Table 1 for 
 13,229,288 (1000 classes) by building this model. Init as the official code: truncated normal (std 0.02)
 for Linear weights and position embeddings / class token, zero biases.
 
-Injection sites producing (B, C, H, W) maps: :class:`PatchEmbed` (4, after its LayerNorm) and the
-spatial-reduction convs inside :class:`SpatialReductionAttention` (``name:*.attn.sr``). Blocks and stages
-produce tokens (the injector refuses them).
+Injection sites producing (B, C, H, W) maps: :class:`~plugattn.backbones.layers.PatchEmbed` (4, after its
+LayerNorm) and the spatial-reduction convs inside :class:`SpatialReductionAttention` (``name:*.attn.sr``).
+Blocks and stages produce tokens (the injector refuses them).
 """
 from __future__ import annotations
 
@@ -36,35 +36,19 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ..._validate import check_int
-from ..layers.core import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
+from ..layers import (
+    DropPath, ImageBackbone, LayerNorm2d, Mlp, PatchEmbed, check_heads, check_rate, init_trunc_normal_,
+    linear_drop_path_rates, resize_pos_embed,
+)
 from ..registry import register_backbone
-from .vit import Mlp, check_heads, check_rate, resize_pos_embed
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call so the models stay traceable
 torch.fx.wrap("rearrange")
 # resizing branches on the grid size: keep it one opaque call in traced graphs
 torch.fx.wrap("resize_pos_embed")
 
-__all__ = ["PatchEmbed", "SpatialReductionAttention", "PVTBlock", "PVTStage", "PyramidVisionTransformer",
+__all__ = ["SpatialReductionAttention", "PVTBlock", "PVTStage", "PyramidVisionTransformer",
            "pvt_tiny"]
-
-
-class PatchEmbed(nn.Module):
-    """Non-overlapping patch embedding (conv, stride = kernel) + LayerNorm; returns the (B, C, h, w) map.
-
-    Example:
-        >>> PatchEmbed(3, 64, 4)(torch.randn(1, 3, 224, 224)).shape
-        torch.Size([1, 64, 56, 56])
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, patch_size: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_channels, out_channels, kernel_size=patch_size, stride=patch_size)
-        self.norm = nn.LayerNorm(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(self.proj(x).permute(0, 2, 3, 1))  # LayerNorm over C at each position
-        return x.permute(0, 3, 1, 2)
 
 
 class SpatialReductionAttention(nn.Module):
@@ -134,7 +118,8 @@ class PVTStage(nn.Module):
     def __init__(self, in_channels: int, dim: int, patch_size: int, depth: int, num_heads: int, mlp_ratio: float,
                  sr_ratio: int, grid: int, drop_path: Sequence[float] = (), with_cls_token: bool = False) -> None:
         super().__init__()
-        self.patch_embed = PatchEmbed(in_channels, dim, patch_size)
+        # non-overlapping patches (conv, stride = kernel), LayerNorm over the channels; the (B, C, h, w) map
+        self.patch_embed = PatchEmbed(in_channels, dim, patch_size, norm_layer=LayerNorm2d)
         self.grid = (grid, grid)
         self.prefix = 1 if with_cls_token else 0
         self.pos_embed = nn.Parameter(torch.zeros(1, self.prefix + grid * grid, dim))

@@ -29,10 +29,11 @@ C = 96, 192, 384, 768 with depths (6, 8, 18, 6); per patch merging 2C + 8C^2 (C 
 48 * 96 + 96 + 2 * 96; final norm 2 * 768; head 768 * 1000 + 1000.
 
 Injection sites: every module produces a (B, C, H, W) map -- :class:`ShiftViTBlock` (38 blocks),
-:class:`PatchMerging` (3) and :class:`PatchEmbed`. No site produces tokens.
+:class:`PatchMerging` (3) and :class:`~plugattn.backbones.layers.PatchEmbed`. No site produces tokens.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, List, Sequence
 
 import torch
@@ -40,11 +41,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..._validate import check_int
-from ..layers.mobile import check_probability
-from ..layers.core import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
+from ..layers import (
+    ConvMlp, DropPath, ImageBackbone, PatchEmbed, check_probability, init_trunc_normal_, linear_drop_path_rates,
+)
 from ..registry import register_backbone
 
-__all__ = ["shift_channels", "ConvMlp", "ShiftViTBlock", "PatchMerging", "PatchEmbed", "ShiftViT", "shiftvit_tiny"]
+__all__ = ["shift_channels", "ShiftViTBlock", "PatchMerging", "ShiftViT", "shiftvit_tiny"]
 
 
 def shift_channels(x: torch.Tensor, group: int) -> torch.Tensor:
@@ -62,24 +64,6 @@ def shift_channels(x: torch.Tensor, group: int) -> torch.Tensor:
     up = F.pad(x[:, 2 * group:3 * group, 1:, :], (0, 0, 0, 1))  # out[..., h, :] = x[..., h + 1, :]
     down = F.pad(x[:, 3 * group:4 * group, :-1, :], (0, 0, 1, 0))  # out[..., h, :] = x[..., h - 1, :]
     return torch.cat([left, right, up, down, x[:, 4 * group:]], dim=1)
-
-
-class ConvMlp(nn.Module):
-    """1x1 conv -> GELU -> 1x1 conv on a (B, C, H, W) map (GELU only between the two layers).
-
-    Example:
-        >>> ConvMlp(8, 16)(torch.randn(1, 8, 4, 4)).shape
-        torch.Size([1, 8, 4, 4])
-    """
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.act = nn.GELU()
-        self.fc2 = nn.Conv2d(hidden, dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class ShiftViTBlock(nn.Module):
@@ -121,23 +105,6 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.reduction(self.norm(x))
-
-
-class PatchEmbed(nn.Module):
-    """4x4 stride-4 conv + Norm: (B, in_chans, H, W) -> (B, C, H/4, W/4).
-
-    Example:
-        >>> PatchEmbed(4, 3, 8)(torch.randn(1, 3, 16, 16)).shape
-        torch.Size([1, 8, 4, 4])
-    """
-
-    def __init__(self, patch_size: int, in_chans: int, embed_dim: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)
-        self.norm = nn.GroupNorm(1, embed_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x))
 
 
 class ShiftViTStage(nn.Module):
@@ -184,7 +151,8 @@ class ShiftViT(ImageBackbone):
             check_int("depths", depth)
         self.num_classes = num_classes
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
-        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        # stem: 4x4 stride-4 conv + Norm (GroupNorm with one group), on the (B, C, H/4, W/4) map
+        self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size, norm_layer=partial(nn.GroupNorm, 1))
         rates = linear_drop_path_rates(drop_path_rate, sum(depths))
         layers: List[nn.Module] = []
         start = 0

@@ -50,34 +50,11 @@ import torch.nn.functional as F
 
 from ..._validate import check_int
 from ...kernels.window_attention_kernel import window_attention
-from ..layers.core import DropPath, ImageBackbone, init_trunc_normal_, linear_drop_path_rates
+from ..layers import DropPath, ImageBackbone, Mlp, PatchEmbed, check_rate, init_trunc_normal_, linear_drop_path_rates
 from ..registry import register_backbone
-from .vit import check_rate
 
-__all__ = ["PatchEmbed", "WindowMSA", "SwinMlp", "SwinTransformerBlock", "PatchMerging", "SwinStage",
+__all__ = ["WindowMSA", "SwinTransformerBlock", "PatchMerging", "SwinStage",
            "SwinTransformer", "swin_tiny"]
-
-
-class PatchEmbed(nn.Module):
-    """Patch partition + linear embedding: (B, in_chans, H, W) -> (B, H/p, W/p, dim) tokens.
-
-    Example:
-        >>> PatchEmbed(3, 96)(torch.randn(1, 3, 30, 32)).shape
-        torch.Size([1, 8, 8, 96])
-    """
-
-    def __init__(self, in_chans: int, dim: int, patch_size: int = 4) -> None:
-        super().__init__()
-        self.patch_size = patch_size
-        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
-        self.norm = nn.LayerNorm(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # zero-pad H, W up to multiples of the patch (amounts stay symbolic under torch.fx)
-        pad_h = (-x.shape[2]) % self.patch_size
-        pad_w = (-x.shape[3]) % self.patch_size
-        x = self.proj(F.pad(x, (0, pad_w, 0, pad_h)))  # (B, C, H/p, W/p)
-        return self.norm(x.permute(0, 2, 3, 1))  # -> (B, H/p, W/p, C)
 
 
 class WindowMSA(nn.Module):
@@ -108,19 +85,6 @@ class WindowMSA(nn.Module):
         return self.proj(attended)  # (B, H, W, dim)
 
 
-class SwinMlp(nn.Module):
-    """Linear dim -> ratio·dim, GELU, Linear back (names ``fc1``/``fc2`` as timm's ``Mlp``)."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class SwinTransformerBlock(nn.Module):
     """Eq. (3): x + (S)W-MSA(LN(x)), then x + MLP(LN(x)), on (B, H, W, dim) tokens.
 
@@ -136,7 +100,7 @@ class SwinTransformerBlock(nn.Module):
         self.attn = WindowMSA(dim, num_heads, window_size, shift_size)
         self.drop_path1 = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = SwinMlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path2 = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -222,7 +186,9 @@ class SwinTransformer(ImageBackbone):
         self.default_input_size = img_size
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
 
-        self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size)
+        # patch partition + linear embedding + LayerNorm: (B, H/p, W/p, C) tokens, any H, W (zero-padded)
+        self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size, norm_layer=nn.LayerNorm, layout="nhwc",
+                                      pad_input=True)
         total = sum(depths)  # stochastic depth rising linearly 0 -> drop_path_rate (plain floats: builds on meta)
         rates = linear_drop_path_rates(drop_path_rate, total)
         stages = []

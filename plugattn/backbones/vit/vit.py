@@ -28,174 +28,37 @@ Reference parameter counts (1000 classes), timm's published counts, re-measured 
 timm's models with random weights: vit_tiny_patch16_224 5,717,416; vit_small_patch16_224 22,050,664;
 vit_base_patch16_224 86,567,656 (the paper's Table 1 rounds ViT-B to 86M).
 
-Injection sites: the only module producing a (B, C, H, W) map is :class:`PatchEmbed` (the patch
-projection, before flattening into tokens), e.g. ``inject_attention(model, "eca", after="PatchEmbed")``.
-Every :class:`Block` maps tokens (B, N, C) to tokens, so the injector refuses it with its
-"(B, C, H, W) feature map" error.
+Injection sites: the only module producing a (B, C, H, W) map is :class:`~plugattn.backbones.layers.PatchEmbed`
+(the patch projection, before flattening into tokens), e.g. ``inject_attention(model, "eca", after="PatchEmbed")``.
+Every :class:`~plugattn.backbones.layers.Block` maps tokens (B, N, C) to tokens, so the injector refuses
+it with its "(B, C, H, W) feature map" error.
 """
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional
 
 import torch
 import torch.fx
 import torch.nn as nn
-import torch.nn.functional as F
 from einops import rearrange
 
-from ..._validate import check_int
-from ..layers.mobile import check_probability
-from ..layers.core import DropPath, ImageBackbone, get_act, init_trunc_normal_, linear_drop_path_rates
+from ..layers import (
+    Block, ImageBackbone, PatchEmbed, check_heads, check_patch_grid_args, init_trunc_normal_, linear_drop_path_rates,
+    resize_pos_embed,
+)
 from ..registry import register_backbone
 
 # einops cannot see torch.fx proxies: record rearrange as one opaque call so the models stay traceable
 torch.fx.wrap("rearrange")
+torch.fx.wrap("resize_pos_embed")  # imported from layers: the wrap patches this module's name
 
 __all__ = [
-    "Mlp",
-    "Attention",
-    "Block",
-    "PatchEmbed",
     "VisionTransformer",
-    "resize_pos_embed",
-    "check_rate",
     "vit_tiny_patch16_224",
     "vit_small_patch16_224",
     "vit_base_patch16_224",
 ]
-
-
-# a rate in [0, 1) (stochastic depth, dropout): the same rule as the mobile nets', under the name the
-# transformer and MLP files import
-check_rate = check_probability
-
-
-def check_heads(dim: int, num_heads: int) -> None:
-    """``ValueError`` unless ``num_heads`` >= 1 divides ``dim``.
-
-    Example:
-        >>> check_heads(192, 3)
-    """
-    check_int("dim", dim)
-    check_int("num_heads", num_heads)
-    if dim % num_heads:
-        raise ValueError(f"num_heads must divide dim={dim}, got num_heads={num_heads}")
-
-
-class Mlp(nn.Module):
-    """Transformer MLP ``fc2(act(fc1(x)))`` on the last dimension; the activation sits only between
-    the two layers (ViT Eq. (3)).
-
-    Example:
-        >>> Mlp(8, 32)(torch.randn(2, 5, 8)).shape
-        torch.Size([2, 5, 8])
-    """
-
-    def __init__(self, in_features: int, hidden_features: int, out_features: Optional[int] = None,
-                 act: str = "gelu", bias: bool = True) -> None:
-        super().__init__()
-        out_features = out_features or in_features
-        self.fc1 = nn.Linear(in_features, hidden_features, bias=bias)
-        self.act = get_act(act)
-        self.fc2 = nn.Linear(hidden_features, out_features, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))  # (..., C) -> (..., hidden) -> (..., C_out)
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention softmax(Q K^T / sqrt(d_head)) V over tokens, with
-    ``F.scaled_dot_product_attention``.
-
-    Example:
-        >>> Attention(16, num_heads=2)(torch.randn(2, 5, 16)).shape
-        torch.Size([2, 5, 16])
-    """
-
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True) -> None:
-        super().__init__()
-        check_heads(dim, num_heads)
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-
-    def split_heads(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, N, C) -> q, k, v each (B, heads, N, d_head)."""
-        qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-        return qkv[0], qkv[1], qkv[2]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = self.split_heads(x)
-        x = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, d_head)
-        x = rearrange(x, "b h n d -> b n (h d)")
-        return self.proj(x)
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block: ``x + attn(LN(x))`` then ``x + mlp(LN(x))`` (ViT Eq. (2)-(3)).
-    Tokens in, tokens out: (B, N, C) -> (B, N, C).
-
-    Example:
-        >>> Block(16, num_heads=2)(torch.randn(2, 5, 16)).shape
-        torch.Size([2, 5, 16])
-    """
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop_path: float = 0.0, attn_layer: Optional[Callable[..., nn.Module]] = None) -> None:
-        super().__init__()
-        attn_layer = attn_layer or Attention
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = attn_layer(dim, num_heads=num_heads, qkv_bias=qkv_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
-class PatchEmbed(nn.Module):
-    """Patch projection: a ``patch_size`` x ``patch_size`` convolution with the same stride.
-    Returns the (B, C, H/P, W/P) map (the model flattens it into tokens).
-
-    Example:
-        >>> PatchEmbed(16, 3, 32)(torch.randn(1, 3, 64, 64)).shape
-        torch.Size([1, 32, 4, 4])
-    """
-
-    def __init__(self, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x)  # (B, in_chans, H, W) -> (B, C, H/P, W/P)
-
-
-def resize_pos_embed(pos_embed: torch.Tensor, grid: Tuple[int, int], height: int, width: int,
-                     num_prefix_tokens: int = 1, mode: str = "bicubic") -> torch.Tensor:
-    """Position embeddings (1, prefix + gh*gw, C) for a ``height`` x ``width`` patch grid: the grid part
-    is resized (``mode``; bicubic is antialiased, as timm) when the grid differs, the prefix (class token) kept.
-
-    Wrapped with ``torch.fx.wrap``: traced models record one call, the size test runs at run time.
-
-    Example:
-        >>> resize_pos_embed(torch.zeros(1, 1 + 4, 8), (2, 2), 3, 3).shape
-        torch.Size([1, 10, 8])
-    """
-    if (height, width) == tuple(grid):
-        return pos_embed
-    prefix, patches = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
-    patches = rearrange(patches, "1 (h w) c -> 1 c h w", h=grid[0], w=grid[1])
-    patches = F.interpolate(patches.float(), size=(height, width), mode=mode, align_corners=False,
-                            antialias=mode == "bicubic").to(pos_embed.dtype)
-    patches = rearrange(patches, "1 c h w -> 1 (h w) c")
-    return torch.cat([prefix, patches], dim=1)
-
-
-torch.fx.wrap("resize_pos_embed")
 
 
 class VisionTransformer(ImageBackbone):
@@ -231,20 +94,14 @@ class VisionTransformer(ImageBackbone):
     ) -> None:
         super().__init__()
         self.in_chans = in_chans
-        for name, value in (("img_size", img_size), ("patch_size", patch_size), ("in_chans", in_chans),
-                            ("depth", depth)):
-            check_int(name, value)
-        check_int("num_classes", num_classes, minimum=0)
+        grid = check_patch_grid_args(img_size, patch_size, in_chans, depth, num_classes, drop_path_rate)
         check_heads(embed_dim, num_heads)
-        check_rate("drop_path_rate", drop_path_rate)
-        if img_size % patch_size:
-            raise ValueError(f"patch_size must divide img_size={img_size}, got patch_size={patch_size}")
         self.num_classes = num_classes
         self.num_features = self.embed_dim = embed_dim
         self.default_input_size = img_size
-        self.grid = (img_size // patch_size, img_size // patch_size)
+        self.grid = (grid, grid)
 
-        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1], embed_dim))
         # stochastic depth grows linearly from 0 (first block) to drop_path_rate (last)

@@ -12,11 +12,11 @@ from plugattn.backbones import create_backbone, list_backbones, load_external_we
 from plugattn.backbones.cnn.convnext import (
     ConvNeXt,
     ConvNeXtBlock,
-    LayerNorm2d,
     convnext_base,
     convnext_small,
     convnext_tiny,
 )
+from plugattn.backbones.layers import LayerNorm2d
 
 # torchvision's published counts, re-measured by building torchvision's (and timm's) models
 REFERENCE_PARAMS = {"convnext_tiny": 28_589_128, "convnext_small": 50_223_688, "convnext_base": 88_591_464}

@@ -12,7 +12,8 @@ from ..contract import (
 )
 from plugattn.attention.se import SELayer
 from plugattn.backbones import BACKBONES, create_backbone
-from plugattn.backbones.cnn.efficientnet import EfficientNet, MBConv, efficientnet_b0
+from plugattn.backbones.cnn.efficientnet import EfficientNet, efficientnet_b0
+from plugattn.backbones.layers import MBConv
 
 # parameters of torchvision.models.efficientnet_bX(weights=None), measured
 TORCHVISION_PARAMS = {

@@ -5,8 +5,9 @@ import torchvision
 
 from ..builders import model_fixture, random_batch
 from ..contract import ContractCase, check_bad_load_raises, check_load_matches, contract_tests
-from plugattn.backbones.cnn.efficientnet import EfficientNet, MBConv
+from plugattn.backbones.cnn.efficientnet import EfficientNet
 from plugattn.backbones.cnn.efficientnetv2 import FusedMBConv, efficientnet_v2_s
+from plugattn.backbones.layers import MBConv
 
 # torchvision.models.efficientnet_v2_s(weights=None): 21,458,488 parameters (measured)
 TORCHVISION_PARAMS = 21_458_488

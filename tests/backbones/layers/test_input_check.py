@@ -1,5 +1,5 @@
-"""Every backbone checks its input once, in ImageBackbone.forward (plugattn/backbones/layers/core.py), and says what it
-expects; every backbone takes in_chans=N and num_classes=M and records in_chans."""
+"""Every backbone checks its input once, in ImageBackbone.forward (plugattn/backbones/layers/image_backbone.py),
+and says what it expects; every backbone takes in_chans=N and num_classes=M and records in_chans."""
 from functools import lru_cache
 
 import pytest

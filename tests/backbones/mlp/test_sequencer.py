@@ -98,3 +98,12 @@ def test_stage_without_downsampling_keeps_width():
     with pytest.raises(ValueError, match="in_dim=8 must equal dim=16"):
         Sequencer2dStage(8, 16, depth=1, patch_size=1, hidden_size=2)
     assert isinstance(Sequencer2dStage(8, 8, depth=1, patch_size=1, hidden_size=2).downsample, nn.Identity)
+
+
+def test_drop_path_grows_linearly_over_all_blocks_as_the_official_code():
+    """two_dim_sequencer.py: block j of all sum(layers) blocks gets rate * j / (sum(layers) - 1)."""
+    with torch.device("meta"):
+        model = sequencer2d_s(drop_path_rate=0.1)
+    rates = [block.drop_path.drop_prob for stage in model.stages for block in stage.blocks]
+    assert len(rates) == 18
+    assert rates == pytest.approx([0.1 * j / 17 for j in range(18)])

@@ -8,10 +8,9 @@ from plugattn.backbones.registry import BACKBONES
 from plugattn.backbones.mlp.vip import (
     VisionPermutator,
     WeightedPermuteMLP,
-    reweight_branches,
     vip_s7,
 )
-from plugattn.backbones.vit.vit import Mlp
+from plugattn.backbones.layers import Mlp, reweight_branches
 from plugattn.parameters import count_parameters
 from plugattn.testing import assert_rel_close
 

@@ -8,7 +8,8 @@ from ..builders import model_fixture
 from ..contract import ContractCase, check_timm_outputs_match, contract_tests
 from plugattn.backbones import create_backbone, list_backbones
 from plugattn.backbones.vit.kvt import KNNAttention, knn_mask_scores, kvt_deit_small_patch16_224
-from plugattn.backbones.vit.vit import Attention, VisionTransformer
+from plugattn.backbones.layers import Attention
+from plugattn.backbones.vit.vit import VisionTransformer
 from plugattn.testing import assert_rel_close
 
 CASE = ContractCase(

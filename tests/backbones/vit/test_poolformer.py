@@ -6,7 +6,8 @@ import torch
 from ..builders import model_fixture, on_meta
 from ..contract import ContractCase, check_timm_outputs_match, contract_tests
 from plugattn.backbones import load_external_weights
-from plugattn.backbones.vit.poolformer import Pooling, PoolFormer, poolformer_s12
+from plugattn.backbones.layers import Pooling
+from plugattn.backbones.vit.poolformer import PoolFormer, poolformer_s12
 from plugattn.testing import assert_rel_close
 
 CASE = ContractCase(

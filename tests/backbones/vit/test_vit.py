@@ -9,7 +9,8 @@ from ..contract import (
 from plugattn.testing import assert_rel_close
 from plugattn.backbones import create_backbone, list_backbones, load_external_weights
 from plugattn.backbones.registry import BACKBONES
-from plugattn.backbones.vit.vit import Mlp, VisionTransformer, resize_pos_embed, vit_base_patch16_224, vit_tiny_patch16_224
+from plugattn.backbones.layers import Mlp, resize_pos_embed
+from plugattn.backbones.vit.vit import VisionTransformer, vit_base_patch16_224, vit_tiny_patch16_224
 
 NAMES = ["vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224"]
 # timm's published counts, re-measured by building timm's models (test_param_count_matches_timm)
