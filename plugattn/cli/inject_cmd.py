@@ -363,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
         print("  attention parameters: none (parameter-free module)")
     for class_name, backend, count in backends:
         print(f"  kernel backend: {class_name} x{count}: {backend}")
-    if injected.example.device.type == "cpu" and any(b == "torch" for _, b, _ in backends):
+    if injected.example.device.type == "cpu" and any(b == "torch (cpu tensor)" for _, b, _ in backends):
         print("  (on CPU the attention modules run their PyTorch reference; the Triton kernels run on CUDA)")
 
     before_ms, after_ms = median_forward_ms([injected.base, injected.model], injected.example, args.repeats)
