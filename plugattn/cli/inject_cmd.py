@@ -294,7 +294,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"),
                         help="example input size (default: the model's own, 3 224 224 for ImageNet models)")
     parser.add_argument("--batch-size", type=int, default=1, help="example batch size (default: 1)")
-    parser.add_argument("--repeats", type=int, default=5, help="timing rounds per model, in turns (median; each round one measurement of the benchmark timer; default: 5)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timing rounds per model, models in turns (median; default: 5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the weights (default: 0)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="device for the forward/backward and timing (default: cuda when available)")
