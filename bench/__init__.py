@@ -1,2 +1,3 @@
-"""Benchmarks: pytest-benchmark CPU benches (``bench/test_*.py``) and the GPU script
-``python -m bench.kernels`` (see bench/RESULTS.md)."""
+"""Benchmarks kept in the repository: ``bench/device_check.py`` (the one GPU check, one table) and the
+pytest-benchmark CPU benches ``bench/test_*.py`` (see bench/RESULTS.md for what each measures).
+The benchmark itself is ``plugattn bench``."""

@@ -11,9 +11,11 @@ Steps, each a row group of the report (a step that fails is reported, and the ot
    ``TRITON_INTERPRET`` unset (tests put their tensors on the GPU when there is one);
 2. **SE / ECA / SimAM** at the ResNet-50 stage shapes (batch 64), bf16, forward and forward+backward:
    plugattn vs eager vs ``torch.compile``, bandwidth as a fraction of a device-to-device copy measured
-   in the same run (:mod:`plugattn.benchmark.kernels`), each row checked against the issue's goal;
-3. **window attention** at the Swin-T stages (:func:`plugattn.benchmark.window.run_benchmarks`:
-   eager, SDPA, ``torch.compile``, Triton) and a whole Swin-T training step with and without the kernel;
+   in the same run (the rows of ``plugattn bench --op simam eca se --dtype bf16``), each row checked
+   against the issue's goal;
+3. **window attention** at the Swin-T stages (the rows of ``plugattn bench --op window --dtype bf16``:
+   plugattn against eager, SDPA, ``torch.compile``) and a whole Swin-T training step with and without
+   the kernel;
 4. **ResNet-50 + ECA training step** (ECA on every bottleneck branch, as the paper) against plain
    ResNet-50: forward, cross-entropy, backward, SGD step; goal ratio <= 1.05.
 
@@ -25,7 +27,6 @@ attention forward >= 2x eager and >= 1.2x SDPA, forward+backward >= 1.5x eager.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import os
 import re
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
+
+from plugattn.benchmark.report import markdown_table, write_csv
 
 COLUMNS = ("step", "case", "measured", "goal", "met")
 Row = Dict[str, object]
@@ -76,62 +79,60 @@ def run_kernel_tests(smoke: bool) -> List[Row]:
              "goal": "all pass", "met": _met(done.returncode == 0)}]
 
 
-def run_kernel_benchmarks(smoke: bool, device: str) -> List[Row]:
-    """SE / ECA / SimAM rows, each forward row checked against its goal."""
-    from plugattn.benchmark.kernels import QUICK_SHAPES, RESNET50_STAGES, run_benchmarks
+def _bench_rows(runner, smoke: bool, device: str):
+    """The rows ``plugattn bench`` gets from ``runner`` for this check: bf16, both passes (fp32, tiny on --smoke)."""
+    shapes = runner.QUICK_SHAPES[:1] if smoke else runner.FULL_SHAPES
+    return list(runner.iter_benchmarks(runner.OPS, ["fp32" if smoke else "bf16"], device, shapes,
+                                       compile=not smoke, quick=smoke))
 
-    shapes = QUICK_SHAPES[:1] if smoke else RESNET50_STAGES
-    rows = run_benchmarks(("simam", "eca", "se"), ["fp32" if smoke else "bf16"], device, shapes,
-                          compile=not smoke, quick=smoke)
+
+def _measured(r) -> str:
+    """plugattn's time, the baselines', the speed-ups and the bandwidth of one benchmark row."""
+    times = [("eager", r.eager_ms, r.vs_eager), ("compile", r.compile_ms, r.vs_compile), ("sdpa", r.sdpa_ms, r.vs_sdpa)]
+    timed = [(name, ms, x) for name, ms, x in times if ms is not None]
+    return (f"plugattn {r.plugattn_ms:.3f} ms, " + ", ".join(f"{name} {ms:.3f}" for name, ms, _ in timed) + "; "
+            + ", ".join(f"{x:.2f}x {name}" for name, _, x in timed)
+            + f"; {r.pct_of_copy:.0f} % of copy ({r.copy_GBps:.0f} GB/s)")
+
+
+def run_kernel_benchmarks(smoke: bool, device: str) -> List[Row]:
+    """SE / ECA / SimAM rows (``plugattn bench --op simam eca se``), each forward row checked against its goal."""
+    from plugattn.benchmark import kernels
+
     out: List[Row] = []
-    for r in rows:
+    for r in _bench_rows(kernels, smoke, device):
         met: Optional[bool] = None
         goal = "-"
-        if r["pass"] == "fwd" and device == "cuda":
-            min_pct, min_speedup = KERNEL_GOALS[r["op"]]
+        if r.pass_name == "fwd" and device == "cuda":
+            min_pct, min_speedup = KERNEL_GOALS[r.op]
             goal = f">= {min_pct:.0f} % of copy, >= {min_speedup}x compile"
-            met = r["pct_of_copy"] >= min_pct and (r["vs_compile"] or 0) >= min_speedup
-        compile_text = "-" if r["compile_ms"] is None else f"{r['compile_ms']:.3f}"
-        speedup = "-" if r["vs_compile"] is None else f"{r['vs_compile']:.2f}x"
-        out.append({
-            "step": f"{r['op']} {r['pass']}", "case": f"{r['dtype']} {'x'.join(map(str, r['shape']))} ({r['backend']})",
-            "measured": f"plugattn {r['plugattn_ms']:.3f} ms, eager {r['eager_ms']:.3f}, compile {compile_text}; "
-                        f"{r['vs_eager']:.2f}x eager, {speedup} compile; {r['pct_of_copy']:.0f} % of copy "
-                        f"({r['copy_GBps']:.0f} GB/s)",
-            "goal": goal, "met": _met(met),
-        })
+            met = r.pct_of_copy >= min_pct and (r.vs_compile or 0) >= min_speedup
+        out.append({"step": f"{r.op} {r.pass_name}", "case": f"{r.dtype} {'x'.join(map(str, r.shape))} ({r.backend})",
+                    "measured": _measured(r), "goal": goal, "met": _met(met)})
     return out
 
 
 def run_window_benchmarks(smoke: bool, device: str) -> List[Row]:
-    """Window-attention op rows (Triton against eager / SDPA / compile) and the Swin-T training step."""
-    from plugattn.benchmark.window import run_benchmarks
+    """Window-attention rows (``plugattn bench --op window``: plugattn against eager / SDPA / compile) and a
+    Swin-T training step with the kernel and with the reference."""
+    from plugattn.benchmark import window
 
-    repeats = {"warmup": 0, "reps": 1} if smoke else {}
-    rows = run_benchmarks(device, quick=smoke, dtypes=["fp32" if smoke else "bf16"], modes=["fwd", "fwd+bwd"],
-                          include_model=True, **repeats)
     out: List[Row] = []
-    times = {(r["stage"], r["mode"], r["impl"]): r["ms"] for r in rows if r["kind"] == "op"}
-    for r in rows:
-        if r["kind"] == "op" and (r["impl"] == "triton" or "triton" not in {k[2] for k in times}):
-            others = {impl: times[(r["stage"], r["mode"], impl)] for (stage, mode, impl) in times
-                      if stage == r["stage"] and mode == r["mode"] and impl != r["impl"]}
-            ratios = {impl: ms / r["ms"] for impl, ms in others.items()}
-            checks = [(f">= {need}x {impl}", ratios[impl] >= need) for (mode, impl), need in WINDOW_GOALS.items()
-                      if mode == r["mode"] and impl in ratios and r["impl"] == "triton"]
-            out.append({
-                "step": f"window {r['mode']}", "case": f"{r['dtype']} {r['shape']} ({r['impl']})",
-                "measured": f"{r['impl']} {r['ms']:.3f} ms; " + ", ".join(f"{v:.2f}x {k}" for k, v in ratios.items()),
-                "goal": ", ".join(c for c, _ in checks) or "-",
-                "met": _met(all(ok for _, ok in checks) if checks else None),
-            })
-    model = {r["backend"]: r for r in rows if r["kind"] == "model"}
-    if model:
-        base = model.get("torch")
-        for backend, r in model.items():
-            ratio = f"; {r['ms'] / base['ms']:.3f}x the torch backend" if base and backend != "torch" else ""
-            out.append({"step": "Swin-T training step", "case": f"{r['dtype']} batch {r['batch']} {r['size']}px ({backend})",
-                        "measured": f"{r['ms']:.2f} ms{ratio}", "goal": "-", "met": "-"})
+    for r in _bench_rows(window, smoke, device):
+        ratios = {"eager": r.vs_eager, "sdpa": r.vs_sdpa}
+        checks = [(f">= {need}x {impl}", ratios[impl] >= need) for (mode, impl), need in WINDOW_GOALS.items()
+                  if mode == r.pass_name and r.backend == "triton"]
+        out.append({"step": f"window {r.pass_name}", "case": f"{r.dtype} {'x'.join(map(str, r.shape))} ({r.backend})",
+                    "measured": _measured(r), "goal": ", ".join(c for c, _ in checks) or "-",
+                    "met": _met(all(ok for _, ok in checks) if checks else None)})
+    batch, size, dtype = (2, 64, "fp32") if smoke else (64, 224, "bf16")
+    backends = ("triton", "torch") if device == "cuda" else ("torch",)
+    times = {b: window.swin_t_step_ms(b, batch, size, dtype, device, run_s=None if smoke else 3.0, quick=smoke)
+             for b in backends}
+    for backend, ms in times.items():
+        ratio = f"; {ms / times['torch']:.3f}x the torch backend" if backend != "torch" else ""
+        out.append({"step": "Swin-T training step", "case": f"{dtype} batch {batch} {size}px ({backend})",
+                    "measured": f"{ms:.2f} ms{ratio}", "goal": "-", "met": "-"})
     return out
 
 
@@ -141,7 +142,7 @@ def run_resnet_eca_step(smoke: bool, device: str) -> List[Row]:
     import torchvision
 
     from plugattn import inject_attention
-    from plugattn.benchmark.timing import wall_median_ms
+    from plugattn.benchmark.timing import median_ms
 
     batch, size = (2, 32) if smoke else (64, 224)
     dev = torch.device(device)
@@ -164,7 +165,7 @@ def run_resnet_eca_step(smoke: bool, device: str) -> List[Row]:
             loss.backward()
             optimizer.step()
 
-        times[name] = wall_median_ms(step, dev, warmup=0 if smoke else 5, reps=1 if smoke else 20)
+        times[name] = median_ms(step, dev, quick=smoke, run_s=None if smoke else 3.0)
     ratio = times["resnet50+eca"] / times["resnet50"]
     return [{"step": "ResNet-50+ECA training step",
              "case": f"{str(dtype).replace('torch.', '')} batch {batch} {size}px channels_last",
@@ -204,10 +205,7 @@ def describe_device(device: str) -> str:
 
 def format_markdown(rows: Sequence[Row], header: str) -> str:
     """The report: a header line and one table with columns :data:`COLUMNS`."""
-    lines = [header, "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for r in rows:
-        lines.append("| " + " | ".join(str(r[c]).replace("|", "/") for c in COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
+    return f"{header}\n\n{markdown_table(COLUMNS, [[r[c] for c in COLUMNS] for r in rows])}\n"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
@@ -226,10 +224,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "device_check.md").write_text(format_markdown(rows, header), encoding="utf-8")
-    with open(out / "device_check.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "device_check.csv", COLUMNS, rows)
     print(format_markdown(rows, header))
     print(f"wrote {out / 'device_check.md'} and {out / 'device_check.csv'}")
     return rows

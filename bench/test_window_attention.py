@@ -6,7 +6,7 @@ checks its implementation against the naive one, so a fast wrong path cannot pas
 import pytest
 import torch
 
-from bench.window import make_impl
+from plugattn.benchmark.window import make_impl
 from plugattn.testing import assert_rel_close
 
 SHAPE = (2, 14, 14, 2, 32)  # (B, H, W, heads, head_dim): a stage-2-like map, window 7

@@ -11,14 +11,14 @@ that the runner works.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple
 
 import torch
 
 from .. import kernels
 from ..attention.eca import eca_kernel_size
 from .cases import check_drawn_from
-from .results import Row, make_row
+from .results import Row
 from .timing import PASSES, copy_gbps, median_ms, timed_pass
 
 Shape = Tuple[int, int, int, int]
@@ -90,12 +90,12 @@ def iter_benchmarks(
     compile: bool = True,
     quick: bool = False,
 ) -> Iterator[Row]:
-    """Time every (dtype, shape, op, pass), yielding one row (see :func:`.results.make_row`) each.
+    """Time every (dtype, shape, op, pass), yielding one :class:`~.results.Row` each.
 
     Example:
         >>> rows = list(iter_benchmarks(["simam"], ["fp32"], "cpu", [(1, 4, 4, 4)], ["fwd"], compile=False, quick=True))
-        >>> rows[0]["op"], rows[0]["backend"]
-        ('simam', 'torch')
+        >>> rows[0].op, rows[0].backend, rows[0].backend_reason
+        ('simam', 'torch', 'cpu tensor')
     """
     check_cases(ops, dtypes, shapes, passes)
     for dtype_name in dtypes:
@@ -108,7 +108,7 @@ def iter_benchmarks(
             for op in ops:
                 ours, reference, params = _op_and_reference(op, shape[1], dtype, device)
                 compiled = torch.compile(reference) if compile else None
-                backend = kernels.resolve_backend(x, None, op)
+                choice = kernels.choose_backend(op, x)
                 differentiable = [x, *params]
                 for pass_name in passes:
                     eager_ms = median_ms(timed_pass(reference, [x], grad, differentiable, pass_name), device, quick)
@@ -117,36 +117,5 @@ def iter_benchmarks(
                         compile_ms = median_ms(timed_pass(compiled, [x], grad, differentiable, pass_name), device, quick)
                     ours_ms = median_ms(timed_pass(ours, [x], grad, differentiable, pass_name), device, quick)
                     floor = FORWARD_FLOOR[op] + (BACKWARD_FLOOR if pass_name == "fwd+bwd" else 0)
-                    yield make_row(
-                        op, dtype_name, shape, pass_name, eager_ms, compile_ms, ours_ms, backend,
-                        floor * tensor_bytes, copy_bandwidth,
-                    )
-
-
-def run_benchmarks(
-    ops: Sequence[str] = OPS,
-    dtypes: Sequence[str] = ("bf16", "fp32"),
-    device: str = "cuda",
-    shapes: Sequence[Shape] = RESNET50_STAGES,
-    progress: Optional[Callable[[str], None]] = None,
-    passes: Sequence[str] = PASSES,
-    compile: bool = True,
-    quick: bool = False,
-) -> List[Row]:
-    """All rows of :func:`iter_benchmarks` as a list; ``progress(line)`` is called after each row.
-
-    Keys: op, dtype, shape, pass, eager_ms, compile_ms (None with ``compile=False``), plugattn_ms,
-    backend (what plugattn ran), vs_eager, vs_compile, floor_GBps (floor bytes / plugattn time),
-    copy_GBps, pct_of_copy.
-
-    Example:
-        >>> rows = run_benchmarks(["simam"], ["fp32"], "cpu", [(1, 4, 4, 4)], passes=["fwd"], compile=False, quick=True)
-        >>> rows[0]["op"], rows[0]["backend"]
-        ('simam', 'torch')
-    """
-    rows: List[Row] = []
-    for row in iter_benchmarks(ops, dtypes, device, shapes, passes, compile, quick):
-        rows.append(row)
-        if progress is not None:
-            progress(f"{row['op']} {row['dtype']} {'x'.join(map(str, row['shape']))} {row['pass']}")
-    return rows
+                    yield Row(op, dtype_name, tuple(shape), pass_name, eager_ms, compile_ms, ours_ms, choice.backend,
+                              choice.reason, floor * tensor_bytes, copy_bandwidth)

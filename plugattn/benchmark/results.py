@@ -1,78 +1,75 @@
-"""One benchmark result row (the schema every runner returns) and its Markdown table."""
+"""The one benchmark result row: what every runner (SE / ECA / SimAM, window attention) yields."""
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
 
 from .timing import floor_gbps
 
-Row = Dict[str, object]
-
-# Keys of a row, in table order.
+# Keys of :meth:`Row.record`, in CSV order (the first thirteen are the table's, as before).
 COLUMNS = (
     "op", "dtype", "shape", "pass", "eager_ms", "compile_ms", "plugattn_ms", "backend",
-    "vs_eager", "vs_compile", "floor_GBps", "copy_GBps", "pct_of_copy",
+    "vs_eager", "vs_compile", "floor_GBps", "copy_GBps", "pct_of_copy", "sdpa_ms", "vs_sdpa", "backend_reason",
 )
 
 
-def make_row(
-    op: str,
-    dtype: str,
-    shape: Sequence[int],
-    pass_name: str,
-    eager_ms: float,
-    compile_ms: Optional[float],
-    plugattn_ms: float,
-    backend: str,
-    floor_bytes: float,
-    copy_GBps: float,
-) -> Row:
-    """A result row: the three times, speed-ups over eager / compile, and bandwidths.
+def _ratio(baseline_ms: Optional[float], ms: float) -> Optional[float]:
+    return None if baseline_ms is None else baseline_ms / ms
 
-    ``floor_GBps`` is the op's byte floor moved in the plugattn time; ``pct_of_copy`` compares it
-    with a same-device copy measured in the same run.
+
+@dataclass(frozen=True)
+class Row:
+    """One timed case: plugattn against eager PyTorch, ``torch.compile`` of it (``None`` when not
+    timed) and, for window attention, SDPA; the backend plugattn ran and why; bandwidths.
+
+    ``floor_GBps`` is the op's byte floor moved in the plugattn time; ``pct_of_copy`` compares it with
+    a same-device copy measured in the same run.
 
     Example:
-        >>> row = make_row("simam", "fp32", (1, 4, 4, 4), "fwd", 2.0, None, 1.0, "torch", 512, 1.0)
-        >>> row["vs_eager"], row["vs_compile"]
-        (2.0, None)
+        >>> row = Row("simam", "fp32", (1, 4, 4, 4), "fwd", 2.0, None, 1.0, "torch", "cpu tensor", 512, 1.0)
+        >>> row.vs_eager, row.vs_compile, row.record()["shape"]
+        (2.0, None, '1x4x4x4')
     """
-    achieved = floor_gbps(floor_bytes, plugattn_ms)
-    return {
-        "op": op, "dtype": dtype, "shape": tuple(shape), "pass": pass_name,
-        "eager_ms": eager_ms, "compile_ms": compile_ms, "plugattn_ms": plugattn_ms, "backend": backend,
-        "vs_eager": eager_ms / plugattn_ms,
-        "vs_compile": None if compile_ms is None else compile_ms / plugattn_ms,
-        "floor_GBps": achieved, "copy_GBps": copy_GBps, "pct_of_copy": 100 * achieved / copy_GBps,
-    }
 
+    op: str
+    dtype: str
+    shape: Tuple[int, ...]
+    pass_name: str  # "fwd" or "fwd+bwd"
+    eager_ms: float
+    compile_ms: Optional[float]
+    plugattn_ms: float
+    backend: str  # "triton" or "torch"
+    backend_reason: str  # plugattn.kernels.choose_backend's reason
+    floor_bytes: float
+    copy_GBps: float
+    sdpa_ms: Optional[float] = None
 
-def format_table(rows: Iterable[Row], bandwidth: bool = True) -> str:
-    """Rows as a Markdown table, speed-ups side by side; ``bandwidth=False`` (CPU runs) leaves out the
-    GB/s columns, which only mean something on a GPU.
+    @property
+    def vs_eager(self) -> float:
+        return self.eager_ms / self.plugattn_ms
 
-    Example:
-        >>> row = make_row("simam", "fp32", (1, 4, 4, 4), "fwd", 2.0, None, 1.0, "torch", 512, 1.0)
-        >>> format_table([row]).splitlines()[2].split(" | ")[:4]
-        ['| simam', 'fp32', '1×4×4×4', 'fwd']
-        >>> format_table([row], bandwidth=False).splitlines()[0].endswith("× compile |")
-        True
-    """
-    def fmt(value: object, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
+    @property
+    def vs_compile(self) -> Optional[float]:
+        return _ratio(self.compile_ms, self.plugattn_ms)
 
-    header = "| op | dtype | shape | pass | eager ms | compile ms | plugattn ms | backend | × eager | × compile |"
-    rule = "|---|---|---|---|---:|---:|---:|---|---:|---:|"
-    if bandwidth:
-        header += " GB/s (floor) | copy GB/s | % of copy |"
-        rule += "---:|---:|---:|"
-    lines = [header, rule]
-    for r in rows:
-        line = (
-            f"| {r['op']} | {r['dtype']} | {'×'.join(map(str, r['shape']))} | {r['pass']} | {fmt(r['eager_ms'], '.3f')} | "
-            f"{fmt(r['compile_ms'], '.3f')} | {fmt(r['plugattn_ms'], '.3f')} | {r['backend']} | {fmt(r['vs_eager'], '.2f')} | "
-            f"{fmt(r['vs_compile'], '.2f')} |"
-        )
-        if bandwidth:
-            line += f" {fmt(r['floor_GBps'], '.0f')} | {fmt(r['copy_GBps'], '.0f')} | {fmt(r['pct_of_copy'], '.0f')} |"
-        lines.append(line)
-    return "\n".join(lines)
+    @property
+    def vs_sdpa(self) -> Optional[float]:
+        return _ratio(self.sdpa_ms, self.plugattn_ms)
+
+    @property
+    def floor_GBps(self) -> float:
+        return floor_gbps(self.floor_bytes, self.plugattn_ms)
+
+    @property
+    def pct_of_copy(self) -> float:
+        return 100 * self.floor_GBps / self.copy_GBps
+
+    @property
+    def label(self) -> str:
+        """``"eca fp32 2x16x8x8 fwd"``: what the row (a bar of the chart) stands for."""
+        return f"{self.op} {self.dtype} {'x'.join(map(str, self.shape))} {self.pass_name}"
+
+    def record(self) -> Dict[str, object]:
+        """The row as a dict with the keys :data:`COLUMNS` (shape written ``NxCxHxW``), as the CSV holds it."""
+        values = {"shape": "x".join(map(str, self.shape)), "pass": self.pass_name}
+        return {key: values[key] if key in values else getattr(self, key) for key in COLUMNS}

@@ -1,62 +1,55 @@
-"""Timing helpers shared by the benchmark runners: median times, the timed passes, copy bandwidth.
+"""The one timer of plugattn (benchmarks and ``plugattn inject``), the timed passes, copy bandwidth.
 
-On CUDA a time is ``triton.testing.do_bench``'s median (it flushes L2 and synchronises); on CPU it
-is the median of repeated ``time.perf_counter`` calls after one warm-up call.
+A time is a median in milliseconds: on CUDA ``triton.testing.do_bench``'s (it synchronises and
+flushes L2 between calls), on CPU ``torch.utils.benchmark.Timer.blocked_autorange``'s (blocks of calls
+sized so the timer's own overhead is negligible, with a warm-up), with the process's thread count.
 """
 from __future__ import annotations
 
 import statistics
-import time
-from typing import Callable, Sequence
+from typing import Callable, List, Optional, Sequence, Union
 
 import torch
+import torch.utils.benchmark
 
 PASSES = ("fwd", "fwd+bwd")
+QUICK_RUN_S = 0.01  # measuring time per timed callable: smoke runs and tests
+FULL_RUN_S = 0.2  # what a benchmark run spends on each timed callable
 
 
-def median_ms(fn: Callable[[], object], device: str, quick: bool = False) -> float:
-    """Median wall time of ``fn()`` in milliseconds.
+def median_ms(fn: Callable[[], object], device: Union[str, torch.device], quick: bool = False,
+              run_s: Optional[float] = None) -> float:
+    """Median time of ``fn()`` in milliseconds, measured for about ``run_s`` seconds (default: 0.01 s
+    with ``quick``, 0.2 s otherwise); each call is one sample on CUDA, one block's mean on CPU.
 
     Example:
-        >>> median_ms(lambda: None, "cpu", quick=True) >= 0
+        >>> median_ms(lambda: torch.ones(8).sum(), "cpu", quick=True) > 0
         True
     """
-    if device.startswith("cuda"):
+    seconds = run_s if run_s is not None else (QUICK_RUN_S if quick else FULL_RUN_S)
+    if torch.device(device).type == "cuda":
         import triton.testing
 
-        return float(triton.testing.do_bench(fn, return_mode="median"))
-    fn()  # warm-up: first calls pay for allocation and dispatch caches
-    samples = []
-    for _ in range(3 if quick else 10):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
+        return float(triton.testing.do_bench(fn, warmup=max(1.0, 250 * seconds), rep=1000 * seconds,
+                                             return_mode="median"))
+    timer = torch.utils.benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=seconds).median * 1e3
 
 
-def wall_median_ms(fn: Callable[[], object], device: torch.device, warmup: int, reps: int) -> float:
-    """Median wall time of ``fn`` in milliseconds over ``reps`` calls after ``warmup`` calls, CUDA-synchronised.
+def median_ms_in_turns(fns: Sequence[Callable[[], object]], device: Union[str, torch.device],
+                       rounds: int) -> List[float]:
+    """Median over ``rounds`` of :func:`median_ms` (quick) of each callable, timed in turns (a, b, a, b, ...)
+    so that a change in machine load during the measurement affects all of them alike.
 
     Example:
-        >>> wall_median_ms(lambda: None, torch.device("cpu"), warmup=1, reps=3) >= 0
-        True
+        >>> len(median_ms_in_turns([lambda: None, lambda: None], "cpu", rounds=3))
+        2
     """
-    for _ in range(warmup):
-        fn()
-    _synchronize(device)
-    samples = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        _synchronize(device)
-        samples.append((time.perf_counter() - start) * 1e3)
-    samples.sort()
-    return samples[len(samples) // 2]
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    samples: List[List[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, times in zip(fns, samples):
+            times.append(median_ms(fn, device, quick=True))
+    return [statistics.median(times) for times in samples]
 
 
 def timed_pass(

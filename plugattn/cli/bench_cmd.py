@@ -2,12 +2,12 @@
 
 Prints the table (times, speed-ups, and on GPU the achieved GB/s and its fraction of a same-device
 copy), writes it as CSV and Markdown, and draws a PNG chart of the speed-ups when matplotlib is
-installed. The runners live in :mod:`plugattn.benchmark`.
+installed. The runners live in :mod:`plugattn.benchmark`, the writer in :mod:`plugattn.benchmark.report`;
+each row's backend is :func:`plugattn.kernels.choose_backend`'s answer, printed with its reason.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 from pathlib import Path
 from types import ModuleType
@@ -15,15 +15,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..benchmark.results import COLUMNS, format_table as markdown_table
+from ..benchmark.report import INSTALL_HINT, backend_lines, draw_speedups, markdown_results, text_table, write_results_csv
 from ..benchmark.timing import PASSES
-from .chart import INSTALL_HINT, draw_speedups
 from .errors import MissingDependency
 from .progress import progress
-from .table import format_table
 
 # op -> module holding its runner (OPS, QUICK_SHAPES, FULL_SHAPES, SHAPE_LAYOUT, check_cases, count_cases,
-# iter_benchmarks)
+# iter_benchmarks; the window runner also takes ``window``)
 RUNNERS: Dict[str, str] = {
     "simam": "plugattn.benchmark.kernels",
     "eca": "plugattn.benchmark.kernels",
@@ -100,10 +98,10 @@ def _shapes_for(runner: ModuleType, op: str, specs: Sequence[str]) -> List[Tuple
 
 
 def _check_op(runner: ModuleType, op: str, dtypes: Sequence[str], shapes: Sequence[Tuple[int, ...]],
-              passes: Sequence[str]) -> None:
+              passes: Sequence[str], window: int) -> None:
     """The runner's own argument check, its error naming the op and how it reads --shapes sizes."""
     try:
-        runner.check_cases([op], dtypes, shapes, passes)
+        runner.check_cases([op], dtypes, shapes, passes, **({"window": window} if op == "window" else {}))
     except ValueError as error:
         raise ValueError(f"--op {op}: {error} (it reads --shapes sizes as {runner.SHAPE_LAYOUT}; give it its "
                          f"own with --shapes {op}=SIZE)") from None
@@ -126,39 +124,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shapes", nargs="+", metavar="SHAPE", help=SHAPES_HELP)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="also time torch.compile of the reference (default: on GPU only)")
+    parser.add_argument("--window", type=int, default=7, metavar="M",
+                        help="window side of --op window (default: 7, Swin-T's; 12 is Swin-B at 384 px)")
     parser.add_argument("--out", default="plugattn-bench", metavar="DIR",
                         help="folder for results.csv, results.md and speedups.png (default: ./plugattn-bench)")
     parser.set_defaults(run=run)
-
-
-def _text_table(rows: Sequence[Dict[str, object]], on_gpu: bool) -> str:
-    def fmt(value: object, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
-
-    text_rows = []
-    for r in rows:
-        text = {
-            "op": r["op"], "dtype": r["dtype"], "shape": "x".join(map(str, r["shape"])), "pass": r["pass"],
-            "eager ms": fmt(r["eager_ms"], ".3f"), "compile ms": fmt(r["compile_ms"], ".3f"),
-            "plugattn ms": fmt(r["plugattn_ms"], ".3f"), "backend": r["backend"],
-            "x eager": fmt(r["vs_eager"], ".2f"), "x compile": fmt(r["vs_compile"], ".2f"),
-            "GB/s": fmt(r["floor_GBps"], ".0f"), "copy GB/s": fmt(r["copy_GBps"], ".0f"),
-            "% of copy": fmt(r["pct_of_copy"], ".0f"),
-        }
-        text_rows.append(text)
-    columns = ["op", "dtype", "shape", "pass", "eager ms", "compile ms", "plugattn ms", "backend", "x eager", "x compile"]
-    if on_gpu:
-        columns += ["GB/s", "copy GB/s", "% of copy"]
-    return format_table(text_rows, columns)
-
-
-def write_csv(rows: Sequence[Dict[str, object]], path: Path) -> None:
-    """One line per row, the columns of :data:`plugattn.benchmark.results.COLUMNS`."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "shape": "x".join(map(str, row["shape"]))})
 
 
 def device_description(device: str) -> str:
@@ -170,12 +140,19 @@ def device_description(device: str) -> str:
     return f"cpu, torch {torch.__version__}"
 
 
-def _launch_plans(plans: Sequence[tuple], dtypes: Sequence[str], on_gpu: bool) -> str:
+def _launch_plans(plans: Sequence[tuple], dtypes: Sequence[str], on_gpu: bool, window: int) -> str:
     """The Triton launches each timed op makes (this GPU's plan, or an H100's on CPU)."""
     from ..benchmark.plans import format_plans
+    from ..benchmark.window import HEAD_DIM
+
+    def planned(ops: Sequence[str], shapes: Sequence[Tuple[int, ...]]) -> List[Tuple[int, ...]]:
+        if "window" not in ops:
+            return list(shapes)
+        # the window planner's full shape (B, H, W, C, heads, window, shift), as the runner times it
+        return [(*s, s[3] // HEAD_DIM, window, window // 2 if max(s[1], s[2]) > window else 0) for s in shapes]
 
     device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else "h100"
-    return "\n".join(format_plans(runner_ops, shapes, dtypes, device) for _, runner_ops, shapes in plans)
+    return "\n".join(format_plans(ops, planned(ops, shapes), dtypes, device) for _, ops, shapes in plans)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -200,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         shapes = _shapes_for(runner, op, shape_specs)
         if not shapes:
             continue  # only other ops were given sizes (OP=SIZE)
-        _check_op(runner, op, dtypes, shapes, args.passes)  # fail before the progress bar starts
+        _check_op(runner, op, dtypes, shapes, args.passes, args.window)  # fail before the progress bar starts
         if plans and plans[-1][0] is runner and plans[-1][2] == shapes:
             plans[-1][1].append(op)  # same runner, same shapes: one plan, rows ordered as the runner does
         else:
@@ -211,23 +188,26 @@ def run(args: argparse.Namespace) -> int:
 
     def all_rows():
         for runner, runner_ops, shapes in plans:
-            yield from runner.iter_benchmarks(runner_ops, dtypes, args.device, shapes, args.passes, use_compile, quick)
+            options = {"window": args.window} if "window" in runner_ops else {}
+            yield from runner.iter_benchmarks(runner_ops, dtypes, args.device, shapes, args.passes, use_compile, quick,
+                                              **options)
 
     rows = list(progress(all_rows(), total=total, description="plugattn bench"))
     description = device_description(args.device)
     print(description)
-    print(_text_table(rows, on_gpu))
+    print(text_table(rows, bandwidth=on_gpu))
+    print("\n".join(backend_lines(rows)))
     if not on_gpu:
         print(CPU_NOTE)
-    plan_text = _launch_plans(plans, dtypes, on_gpu)
+    plan_text = _launch_plans(plans, dtypes, on_gpu, args.window)
     print(plan_text)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "results.csv")
-    notes = "" if on_gpu else f"\n\n{CPU_NOTE}"
-    (out / "results.md").write_text(f"{description}\n\n{markdown_table(rows, bandwidth=on_gpu)}{notes}\n\n```\n{plan_text}\n```\n",
-                                    encoding="utf-8")
+    write_results_csv(rows, out / "results.csv")
+    notes = "\n".join(["", *backend_lines(rows)] + ([] if on_gpu else ["", CPU_NOTE]))
+    (out / "results.md").write_text(f"{description}\n\n{markdown_results(rows, bandwidth=on_gpu)}\n{notes}\n\n"
+                                    f"```\n{plan_text}\n```\n", encoding="utf-8")
     written = [out / "results.csv", out / "results.md"]
     try:
         caveat = None if on_gpu else CPU_CHART_NOTE

@@ -22,7 +22,7 @@ from ..inject.position import POSITIONS, resolve_position
 from ..inject.report import InjectionReport, identity_lines
 from ..inject.shapes import default_input_size
 from .kernel_backends import record_backends, summarize
-from .measure import MAC_COUNTING_NOTE, count_macs, count_parameters, median_forward_ms
+from .measure import MAC_COUNTING_NOTE, count_macs, count_parameters, inference_forward_ms
 from .models import build_model, check_attention
 from .table import format_table
 
@@ -277,7 +277,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input-size", type=int, nargs=3, metavar=("C", "H", "W"),
                         help="example input size (default: the model's own, 3 224 224 for ImageNet models)")
     parser.add_argument("--batch-size", type=int, default=1, help="example batch size (default: 1)")
-    parser.add_argument("--repeats", type=int, default=5, help="forward passes timed per model (median; default: 5)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timing rounds per model, models in turns (median; default: 5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the weights (default: 0)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="device for the forward/backward and timing (default: cuda when available)")
@@ -344,10 +345,10 @@ def run(args: argparse.Namespace) -> int:
         print("  attention parameters: none (parameter-free module)")
     for class_name, backend, count in backends:
         print(f"  kernel backend: {class_name} x{count}: {backend}")
-    if injected.example.device.type == "cpu" and any(b == "torch" for _, b, _ in backends):
+    if injected.example.device.type == "cpu" and any(b == "torch (cpu tensor)" for _, b, _ in backends):
         print("  (on CPU the attention modules run their PyTorch reference; the Triton kernels run on CUDA)")
 
-    before_ms, after_ms = median_forward_ms([injected.base, injected.model], injected.example, args.repeats)
+    before_ms, after_ms = inference_forward_ms([injected.base, injected.model], injected.example, args.repeats)
     print(f"\nforward time (inference, median of {args.repeats}, timed in turns): {before_ms:.2f} ms before, "
           f"{after_ms:.2f} ms after, ratio x{after_ms / before_ms:.3f}")
     if args.save:

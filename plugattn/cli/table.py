@@ -1,4 +1,4 @@
-"""Plain-text and Markdown tables for the command line."""
+"""Plain-text tables for the command line (Markdown ones: :mod:`plugattn.benchmark.report`)."""
 from __future__ import annotations
 
 from typing import Dict, List, Sequence
@@ -18,20 +18,6 @@ def format_table(rows: Sequence[Dict[str, object]], columns: Sequence[str]) -> s
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def format_markdown(rows: Sequence[Dict[str, object]], columns: Sequence[str]) -> str:
-    """GitHub-flavoured Markdown table.
-
-    Example:
-        >>> print(format_markdown([{"name": "eca"}], ["name"]))
-        | name |
-        | --- |
-        | eca |
-    """
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
-    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 

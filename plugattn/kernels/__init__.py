@@ -13,7 +13,7 @@ Naming scheme (one for every op):
   ``plugattn::<op>_backward``, Python objects ``<op>_op`` / ``<op>_backward_op``), public function.
 
 Shared pieces: :mod:`._common` (Triton helpers, op registration, streaming kernels), :mod:`.dispatch`
-(choosing the backend), :mod:`.plan` (launch geometry: :func:`launch_plan`).
+(choosing the backend: :func:`choose_backend`), :mod:`.plan` (launch geometry: :func:`launch_plan`).
 Each functional op takes ``backend=None`` (process default: ``PLUGATTN_BACKEND`` or
 :func:`set_backend` / :func:`use_backend`), ``"auto"``, ``"triton"`` or ``"torch"``.
 
@@ -24,8 +24,8 @@ Example:
     ...     kernels.simam(torch.randn(1, 4, 5, 5)).shape
     torch.Size([1, 4, 5, 5])
 """
-from .dispatch import (BACKENDS, get_backend, interpreter_enabled, resolve_backend, set_backend, triton_available,
-                       triton_unavailable_reason, use_backend)
+from .dispatch import (BACKENDS, BackendChoice, choose_backend, get_backend, interpreter_enabled, module_backend,
+                       set_backend, triton_available, triton_unavailable_reason, use_backend)
 from .eca_kernel import eca, eca_reference
 from .plan import DEVICES, DeviceSpec, Launch, launch_plan
 from .se_kernel import se, se_reference
@@ -34,15 +34,17 @@ from .window_attention_kernel import window_attention, window_attention_referenc
 
 __all__ = [
     "BACKENDS",
+    "BackendChoice",
     "DEVICES",
     "DeviceSpec",
     "Launch",
+    "choose_backend",
     "eca",
     "eca_reference",
     "get_backend",
     "interpreter_enabled",
     "launch_plan",
-    "resolve_backend",
+    "module_backend",
     "se",
     "se_reference",
     "set_backend",

@@ -1,7 +1,7 @@
 """Pieces shared by the three kernel files (``simam.py``, ``eca.py``, ``se.py``).
 
 * ``triton`` / ``tl``: the real modules, or a stand-in when triton is not installed so the kernel
-  files still import (their kernels are then never launched: ``resolve_backend`` picks ``"torch"``
+  files still import (their kernels are then never launched: ``choose_backend`` picks ``"torch"``
   or raises).
 * :func:`define_op`: registers a ``torch.library`` custom op - ``triton_op`` on real GPUs where the
   installed torch has it (``torch.compile`` then sees the Triton kernels themselves), plain

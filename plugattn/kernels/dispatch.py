@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Dict, Iterator, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import torch
 
@@ -26,6 +27,7 @@ BACKENDS = ("auto", "triton", "torch")
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 _default_backend: Optional[str] = None  # None: read PLUGATTN_BACKEND on first use
+_default_origin: Optional[str] = None  # how the default was set, for choose_backend's reason
 
 
 # cached by hand (torch.compile warns on lru_cache), per interpreter setting: the interpreter
@@ -108,10 +110,11 @@ def get_backend() -> str:
         >>> get_backend() in BACKENDS
         True
     """
-    global _default_backend
+    global _default_backend, _default_origin
     if _default_backend is None:
         from_env = os.environ.get("PLUGATTN_BACKEND", "auto").strip().lower() or "auto"
         _default_backend = check_choice("PLUGATTN_BACKEND", from_env, BACKENDS)
+        _default_origin = f"PLUGATTN_BACKEND={from_env}" if "PLUGATTN_BACKEND" in os.environ else None
     return _default_backend
 
 
@@ -123,8 +126,9 @@ def set_backend(backend: str) -> None:
         'torch'
         >>> set_backend("auto")
     """
-    global _default_backend
+    global _default_backend, _default_origin
     _default_backend = check_choice("backend", backend, BACKENDS)
+    _default_origin = f"set_backend({backend!r})"
 
 
 @contextlib.contextmanager
@@ -136,41 +140,129 @@ def use_backend(backend: str) -> Iterator[None]:
         ...     get_backend()
         'torch'
     """
-    previous = get_backend()
+    global _default_backend, _default_origin
+    previous = (get_backend(), _default_origin)
     set_backend(backend)
+    _default_origin = f"use_backend({backend!r})"
     try:
         yield
     finally:
-        set_backend(previous)
+        _default_backend, _default_origin = previous
 
 
-def resolve_backend(x: torch.Tensor, backend: Optional[str] = None, op: str = "op") -> str:
-    """Decide which implementation runs ``op`` on ``x``: returns ``"triton"`` or ``"torch"``.
+@dataclass(frozen=True)
+class BackendChoice:
+    """Which implementation runs an op (``backend``: ``"triton"`` or ``"torch"``) and why (``reason``).
 
-    ``backend=None`` uses the process default. Forcing ``"triton"`` where it cannot run raises
+    Example:
+        >>> str(BackendChoice("torch", "cpu tensor"))
+        'torch (cpu tensor)'
+    """
+
+    backend: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.backend} ({self.reason})"
+
+
+# op -> check(**op_facts) returning why the op's Triton kernel cannot take these sizes (None: it can);
+# each op file registers its own, so this module imports no kernel
+_TRITON_LIMITS: Dict[str, Callable[..., Optional[str]]] = {}
+
+
+def register_triton_limits(op: str, unsupported_reason: Callable[..., Optional[str]]) -> None:
+    """Let :func:`choose_backend` check ``op``'s own kernel limits: ``unsupported_reason(**op_facts)``
+    returns why the kernel cannot run those sizes, or ``None`` when it can.
+
+    Example:
+        >>> from plugattn.kernels.window_attention_kernel import triton_unsupported_reason
+        >>> register_triton_limits("window_attention", triton_unsupported_reason)  # what its op file does
+    """
+    _TRITON_LIMITS[op] = unsupported_reason
+
+
+def _requested(requested: Optional[str]) -> Tuple[str, str]:
+    """(backend asked for, how it was asked): the argument, or the process default and where it came from."""
+    if requested is not None:
+        return check_choice("backend", requested, BACKENDS), f"backend={requested!r}"
+    backend = get_backend()
+    return backend, _default_origin or f"default backend {backend!r}"
+
+
+def choose_backend(op: str, x: torch.Tensor, requested: Optional[str] = None, **op_facts: object) -> BackendChoice:
+    """Which implementation runs ``op`` on ``x``, and why: the one place plugattn decides it.
+
+    ``requested`` is ``"auto"``, ``"triton"``, ``"torch"`` or ``None`` (the process default:
+    ``PLUGATTN_BACKEND``, :func:`set_backend`, :func:`use_backend`). ``op_facts`` are the sizes an op's
+    kernel has limits on (window attention: ``window_size``, ``head_dim``). Under ``"auto"`` Triton
+    runs when ``x`` is a CUDA tensor of a Triton dtype, the sizes fit the kernel and triton imports;
+    otherwise PyTorch, with the first reason found. Forcing ``"triton"`` where it cannot run raises
     ``RuntimeError`` saying why.
 
     Example:
-        >>> resolve_backend(torch.ones(2), "torch")
-        'torch'
+        >>> choose_backend("eca", torch.ones(1, 4, 2, 2), "auto")
+        BackendChoice(backend='torch', reason='cpu tensor')
+        >>> choose_backend("eca", torch.ones(1, 4, 2, 2), "torch").reason
+        "backend='torch'"
     """
-    backend = get_backend() if backend is None else check_choice("backend", backend, BACKENDS)
+    backend, origin = _requested(requested)
+    if op_facts and op not in _TRITON_LIMITS:
+        raise ValueError(f"choose_backend: op {op!r} has no kernel limits to check {', '.join(sorted(op_facts))} "
+                         f"against; ops with limits: {', '.join(sorted(_TRITON_LIMITS)) or 'none'}")
     if backend == "torch":
-        return "torch"
+        return BackendChoice("torch", origin)
     dtype_ok = x.dtype in TRITON_DTYPES
-    device_ok = x.is_cuda or (x.device.type == "cpu" and interpreter_enabled())
+    dtype = str(x.dtype).replace("torch.", "")
+    allowed = ", ".join(str(d).replace("torch.", "") for d in TRITON_DTYPES)
+    limit = _TRITON_LIMITS[op](**op_facts) if op_facts else None
     if backend == "auto":
-        return "triton" if (x.is_cuda and dtype_ok and triton_available()) else "torch"
+        # cheapest and most telling first; triton is imported only for a CUDA tensor
+        if not x.is_cuda:
+            return BackendChoice("torch", f"{x.device.type} tensor")
+        if not dtype_ok:
+            return BackendChoice("torch", f"dtype {dtype} is not one of {allowed}")
+        if limit is not None:
+            return BackendChoice("torch", f"outside the Triton kernel's limits: {limit}")
+        reason = triton_unavailable_reason()
+        if reason is not None:
+            return BackendChoice("torch", f"triton not importable: {reason}")
+        return BackendChoice("triton", "cuda tensor and triton importable")
     # backend == "triton": explain exactly what stands in the way
     reason = triton_unavailable_reason()
     if reason is not None:
         raise RuntimeError(f"{op}: backend='triton' but {reason}")
     if not dtype_ok:
-        allowed = ", ".join(str(d).replace("torch.", "") for d in TRITON_DTYPES)
-        raise RuntimeError(f"{op}: backend='triton' supports dtypes {allowed}, got {str(x.dtype).replace('torch.', '')}")
-    if not device_ok:
+        raise RuntimeError(f"{op}: backend='triton' supports dtypes {allowed}, got {dtype}")
+    if not (x.is_cuda or (x.device.type == "cpu" and interpreter_enabled())):
         raise RuntimeError(
             f"{op}: backend='triton' needs a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors), "
             f"got a tensor on {x.device}"
         )
-    return "triton"
+    if limit is not None:
+        raise RuntimeError(f"{op}: backend='triton' does not support {limit}")
+    where = "cuda tensor" if x.is_cuda else "cpu tensor in Triton's interpreter (TRITON_INTERPRET=1)"
+    return BackendChoice("triton", f"{origin}, {where}")
+
+
+NO_KERNEL = "no kernel"  # the reason :func:`module_backend` gives for a module without a Triton kernel
+
+
+def module_backend(module: torch.nn.Module, x: torch.Tensor, requested: Optional[str] = None) -> BackendChoice:
+    """What ``module(x)`` runs: :func:`choose_backend` for the op behind ``module`` (SE, ECA, SimAM,
+    window attention), ``torch`` with reason ``"no kernel"`` for every other module.
+
+    Example:
+        >>> from plugattn.attention import SimAM
+        >>> module_backend(SimAM(8), torch.randn(1, 8, 4, 4))
+        BackendChoice(backend='torch', reason='cpu tensor')
+    """
+    from ..attention import ECALayer, SELayer, SimAM, WindowAttention2d  # attention imports the kernels
+
+    if isinstance(module, WindowAttention2d):
+        return choose_backend("window_attention", x, requested, window_size=module.window_size,
+                              head_dim=module.head_dim)
+    for cls, op in ((SELayer, "se"), (ECALayer, "eca"), (SimAM, "simam")):
+        if isinstance(module, cls):
+            return choose_backend(op, x, requested)
+    return BackendChoice("torch", NO_KERNEL)

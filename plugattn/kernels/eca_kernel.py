@@ -43,7 +43,7 @@ from ._common import (
     channel_scale, channel_sums, check_gamma, check_nchw, check_same_dtype, define_op, fx_leaf, gated_scale,
     plan_squeeze_and_scale,
 )
-from .dispatch import resolve_backend
+from .dispatch import choose_backend
 from .plan import register_planner
 
 
@@ -169,6 +169,6 @@ def eca(
     _check_eca_weight(weight)
     check_gamma("eca", x, gamma)
     check_same_dtype("eca", x, weight=weight, gamma=gamma)
-    if resolve_backend(x, backend, "eca") == "triton":
+    if choose_backend("eca", x, backend).backend == "triton":
         return eca_op(x, weight, gamma)
     return eca_reference(x, weight, gamma)

@@ -43,7 +43,7 @@ from ._common import (
     channel_scale, channel_sums, check_gamma, check_nchw, check_same_dtype, define_op, fx_leaf, gated_scale,
     plan_squeeze_and_scale,
 )
-from .dispatch import resolve_backend
+from .dispatch import choose_backend
 from .plan import register_planner
 
 ACTIVATIONS = ("relu", "silu")
@@ -241,6 +241,6 @@ def se(
     _check_se_weights(x, w1, b1, w2, b2)
     check_gamma("se", x, gamma)
     check_same_dtype("se", x, w1=w1, b1=b1, w2=w2, b2=b2, gamma=gamma)
-    if resolve_backend(x, backend, "se") == "triton":
+    if choose_backend("se", x, backend).backend == "triton":
         return se_op(x, w1, b1, w2, b2, gamma, act, gate)
     return se_reference(x, w1, b1, w2, b2, act, gate, gamma)

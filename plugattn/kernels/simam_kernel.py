@@ -41,7 +41,7 @@ from ._common import (
     empty_output, feature_map_strides, fx_leaf, is_channels_last, launch_planned, load_tile, needs_int64,
     plane_program, reduction_splits, split_program, split_range, store_tile, stream_tile, tile_program, tl, triton,
 )
-from .dispatch import resolve_backend
+from .dispatch import choose_backend
 from .plan import Launch, register_planner
 
 MAX_REGISTER_HW = 4096
@@ -453,6 +453,6 @@ def simam(
     e_lambda = check_e_lambda(e_lambda)
     check_gamma("simam", x, gamma)
     check_same_dtype("simam", x, gamma=gamma)
-    if resolve_backend(x, backend, "simam") == "triton":
+    if choose_backend("simam", x, backend).backend == "triton":
         return simam_op(x, e_lambda, gamma)
     return simam_reference(x, e_lambda, gamma)

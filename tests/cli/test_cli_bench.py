@@ -21,6 +21,7 @@ def test_bench_cpu_writes_table_csv_markdown_png(tmp_path):
     assert [(r[0], r[2], r[3]) for r in rows] == expected_cases
     assert all(r[1] == "fp32" and r[7] == "torch" for r in rows)
     assert "on CPU the plugattn column is the PyTorch reference" in result.stdout
+    assert "backend of eca: torch (cpu tensor)" in result.stdout.splitlines()
 
     with open(out_dir / "results.csv", newline="") as handle:
         records = list(csv.DictReader(handle))
@@ -30,6 +31,7 @@ def test_bench_cpu_writes_table_csv_markdown_png(tmp_path):
         eager, ours = float(record["eager_ms"]), float(record["plugattn_ms"])
         assert eager > 0 and ours > 0 and float(record["vs_eager"]) == pytest.approx(eager / ours)
         assert record["compile_ms"] == ""  # compile is off by default on CPU
+        assert record["backend"] == "torch" and record["backend_reason"] == "cpu tensor"
 
     markdown = (out_dir / "results.md").read_text().splitlines()
     assert markdown[0].startswith("cpu, torch ")
@@ -58,7 +60,8 @@ def test_bench_window_op(cli, tmp_path):
     assert status == 0, err
     rows = [line.split() for line in out.splitlines() if line.startswith("window ")]
     assert [r[:4] for r in rows] == [["window", "fp32", "1x9x9x64", "fwd"], ["window", "fp32", "1x9x9x64", "fwd+bwd"]]
-    assert all(r[7] == "torch" and float(r[6]) > 0 for r in rows)
+    assert all(r[7] == "torch" and float(r[6]) > 0 and float(r[10]) > 0 for r in rows)  # r[10]: sdpa ms
+    assert next(line for line in out.splitlines() if line.startswith("op ")).split()[-4:] == ["sdpa", "ms", "x", "sdpa"]
     status, _, err = cli("bench", "--op", "window", "--device", "cpu", "--shapes", "1x9x9x48", "--out", str(tmp_path))
     assert_user_error(status, err, "C divisible by the head width 32", "C=48")
 
@@ -98,11 +101,12 @@ def test_chart_uses_a_log_axis_and_carries_the_cpu_caveat(tmp_path):
 
     from matplotlib.axes import Axes
 
+    from plugattn.benchmark.report import draw_speedups
+    from plugattn.benchmark.results import Row
     from plugattn.cli import bench_cmd
-    from plugattn.cli.chart import draw_speedups
 
-    rows = [{"op": "eca", "dtype": "fp32", "shape": (1, 8, 4, 4), "pass": "fwd", "vs_eager": 0.01, "vs_compile": None},
-            {"op": "se", "dtype": "fp32", "shape": (1, 8, 4, 4), "pass": "fwd", "vs_eager": 30.0, "vs_compile": None}]
+    rows = [Row("eca", "fp32", (1, 8, 4, 4), "fwd", 0.01, None, 1.0, "torch", "cpu tensor", 512, 1.0),
+            Row("se", "fp32", (1, 8, 4, 4), "fwd", 30.0, None, 1.0, "torch", "cpu tensor", 768, 1.0)]
     with mock.patch.object(Axes, "set_title", autospec=True, side_effect=Axes.set_title) as title, \
             mock.patch.object(Axes, "set_xscale", autospec=True, side_effect=Axes.set_xscale) as scale:
         draw_speedups(rows, tmp_path / "chart.png", "cpu", bench_cmd.CPU_CHART_NOTE)

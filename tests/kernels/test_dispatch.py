@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from plugattn import kernels
 from plugattn.kernels import dispatch
 
 REPO = Path(__file__).resolve().parents[2]
+# what choose_backend reads of a CUDA tensor, for deciding 'auto' on a machine without a GPU
+FAKE_CUDA = types.SimpleNamespace(is_cuda=True, dtype=torch.float32, device=torch.device("cuda"))
 
 # Makes numpy look not installed: the path finder reports no spec for it, as on a machine without it.
 HIDE_NUMPY = textwrap.dedent(
@@ -59,8 +62,9 @@ def test_triton_installed_but_broken(fresh_check, monkeypatch):
     assert "ModuleNotFoundError" in reason
     with pytest.raises(RuntimeError, match=r"eca: backend='triton' but triton 3\.8\.0 is installed but cannot be"):
         kernels.eca(torch.randn(1, 4, 3, 3), torch.randn(1, 1, 3), backend="triton")
-    # "auto" quietly takes the PyTorch reference
-    assert dispatch.resolve_backend(torch.randn(2), "auto") == "torch"
+    # "auto" takes the PyTorch reference and says why
+    assert dispatch.choose_backend("eca", FAKE_CUDA, "auto").reason.startswith(
+        "triton not importable: triton 3.8.0 is installed but cannot be imported")
 
 
 def test_triton_without_numpy_skips_with_the_cause(tmp_path):
@@ -91,3 +95,67 @@ def test_triton_without_numpy_skips_with_the_cause(tmp_path):
     assert "skipped" in summary and "passed" not in summary and "failed" not in summary, summary
     assert "error" not in summary, summary
     assert f"needs Triton: {reason}" in run.stdout
+
+
+# --------------------------------------------------------------------------- choose_backend: one answer, with why
+@pytest.fixture
+def default_backend(monkeypatch: pytest.MonkeyPatch):
+    """Restore the process default after the test (it may set it, or re-read PLUGATTN_BACKEND)."""
+    monkeypatch.setattr(dispatch, "_default_backend", dispatch._default_backend)
+    monkeypatch.setattr(dispatch, "_default_origin", dispatch._default_origin)
+
+
+def test_auto_on_cpu_runs_torch_because_cpu_tensor():
+    assert kernels.choose_backend("simam", torch.randn(1, 2, 3, 3), "auto") == kernels.BackendChoice("torch", "cpu tensor")
+
+
+def test_auto_on_cuda_runs_triton_where_it_can(fresh_check, monkeypatch):
+    monkeypatch.setattr(dispatch, "_why_triton_cannot_run", lambda interpreter: None)
+    assert str(dispatch.choose_backend("eca", FAKE_CUDA, "auto")) == "triton (cuda tensor and triton importable)"
+    float64 = types.SimpleNamespace(is_cuda=True, dtype=torch.float64, device=torch.device("cuda"))
+    assert dispatch.choose_backend("eca", float64, "auto").reason == "dtype float64 is not one of float32, float16, bfloat16"
+
+
+def test_window_limits_are_part_of_the_choice(fresh_check, monkeypatch):
+    monkeypatch.setattr(dispatch, "_why_triton_cannot_run", lambda interpreter: None)
+    choice = dispatch.choose_backend("window_attention", FAKE_CUDA, "auto", window_size=14, head_dim=32)
+    assert choice == dispatch.BackendChoice("torch", "outside the Triton kernel's limits: window_size 14 > 12")
+    assert dispatch.choose_backend("window_attention", FAKE_CUDA, "auto", window_size=12, head_dim=32).backend == "triton"
+    with pytest.raises(RuntimeError, match=r"window_attention: backend='triton' does not support window_size 14 > 12"):
+        dispatch.choose_backend("window_attention", FAKE_CUDA, "triton", window_size=14, head_dim=32)
+    with pytest.raises(ValueError, match=r"op 'eca' has no kernel limits to check window_size"):
+        dispatch.choose_backend("eca", FAKE_CUDA, "auto", window_size=7)
+
+
+def test_the_reason_names_how_the_backend_was_requested(default_backend, monkeypatch):
+    x = torch.randn(2)
+    assert dispatch.choose_backend("se", x, "torch").reason == "backend='torch'"
+    monkeypatch.setenv("PLUGATTN_BACKEND", "torch")
+    monkeypatch.setattr(dispatch, "_default_backend", None)  # read the environment again
+    assert dispatch.choose_backend("se", x) == dispatch.BackendChoice("torch", "PLUGATTN_BACKEND=torch")
+    with dispatch.use_backend("auto"):
+        assert dispatch.choose_backend("se", x).reason == "cpu tensor"
+        with dispatch.use_backend("torch"):
+            assert dispatch.choose_backend("se", x).reason == "use_backend('torch')"
+    assert dispatch.choose_backend("se", x).reason == "PLUGATTN_BACKEND=torch"  # restored with its origin
+    dispatch.set_backend("torch")
+    assert dispatch.choose_backend("se", x).reason == "set_backend('torch')"
+
+
+@pytest.mark.triton
+def test_forced_triton_on_cpu_names_the_interpreter():
+    if not dispatch.interpreter_enabled():
+        pytest.skip("needs TRITON_INTERPRET=1")
+    choice = dispatch.choose_backend("simam", torch.randn(1, 2, 3, 3), "triton")
+    assert choice == dispatch.BackendChoice("triton", "backend='triton', cpu tensor in Triton's interpreter (TRITON_INTERPRET=1)")
+
+
+def test_module_backend_uses_the_same_answer(fresh_check, monkeypatch):
+    from plugattn.attention import CBAM, SimAM, WindowAttention2d
+
+    assert kernels.module_backend(SimAM(4), torch.randn(1, 4, 3, 3)) == kernels.BackendChoice("torch", "cpu tensor")
+    assert str(kernels.module_backend(CBAM(16), torch.randn(1, 16, 3, 3))) == "torch (no kernel)"
+    monkeypatch.setattr(dispatch, "_why_triton_cannot_run", lambda interpreter: None)
+    wide = WindowAttention2d(64, num_heads=2, window_size=14)
+    assert kernels.module_backend(wide, FAKE_CUDA).reason == "outside the Triton kernel's limits: window_size 14 > 12"
+    assert kernels.module_backend(WindowAttention2d(64, num_heads=2), FAKE_CUDA).backend == "triton"

@@ -142,16 +142,6 @@ def test_torch_export():
     assert_rel_close(exported.module()(x), _UsesSimAM()(x))
 
 
-def test_benchmark_script_runs_on_cpu():
-    """``python -m bench.kernels --device cpu --quick`` path: rows for every op and pass, sane values."""
-    from bench.kernels import format_table, run_benchmarks
-
-    rows = run_benchmarks(["simam", "eca", "se"], ["fp32"], "cpu", [(1, 8, 3, 5)], compile=False, quick=True)
-    assert [(r["op"], r["pass"]) for r in rows] == [(op, p) for op in ("simam", "eca", "se") for p in ("fwd", "fwd+bwd")]
-    assert all(r["plugattn_ms"] > 0 and r["eager_ms"] > 0 and r["backend"] == "torch" for r in rows)
-    assert format_table(rows).count("\n") == len(rows) + 1
-
-
 @pytest.mark.skipif(AUTO_RUNS_TRITON, reason="checks the CPU dispatch: 'auto' runs PyTorch for CPU tensors")
 @pytest.mark.triton
 def test_module_dispatches_to_the_kernel(monkeypatch):

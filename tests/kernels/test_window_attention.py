@@ -390,17 +390,3 @@ def test_bad_arguments(change, match):
     args.update(change)
     with pytest.raises(ValueError, match=match):
         wa.window_attention(args["qkv"], args["table"], args["window_size"], args["shift_size"])
-
-
-def test_benchmark_script_runs_both_stage_sets():
-    from bench.window import SWIN_B_384_STAGES, bench_op, main, run_benchmarks
-
-    rows = main(["--device", "cpu", "--quick", "--impls", "eager", "sdpa", "--dtypes", "fp32", "--modes", "fwd"])
-    assert [row["impl"] for row in rows] == ["eager", "sdpa"] * 2
-    assert all(row["ms"] > 0 and " w7 " in row["shape"] for row in rows)
-    # the window-12 stage shapes (Swin-B at 384 px) are well formed: the smallest one runs
-    name, side, channels, heads, window, shift = SWIN_B_384_STAGES[3]
-    assert (side, channels // heads, window, shift) == (12, 32, 12, 0)
-    assert bench_op("sdpa", SWIN_B_384_STAGES[3], 1, "fp32", "fwd+bwd", torch.device("cpu"), 0, 1) > 0
-    with pytest.raises(ValueError, match=r"stage_set must be one of \['swin_b_384', 'swin_t'\], got 'swin_s'"):
-        run_benchmarks("cpu", stage_set="swin_s")

@@ -6,9 +6,12 @@ from typing import Optional, Tuple
 import torch
 
 from .._common import define_op, fx_leaf
-from ..dispatch import get_backend, resolve_backend
+from ..dispatch import choose_backend, register_triton_limits
 from .launcher import launch_backward, launch_forward, triton_unsupported_reason
 from .reference import check_arguments, window_attention_reference, window_bias
+
+
+register_triton_limits("window_attention", triton_unsupported_reason)  # window_size, head_dim
 
 
 @define_op("window_attention")
@@ -86,14 +89,8 @@ def window_attention(
     check_arguments(qkv, rel_pos_bias, window_size, shift_size)
     head_dim = qkv.shape[-1] // (3 * rel_pos_bias.shape[1])
     scale = head_dim ** -0.5 if scale is None else float(scale)
-    chosen = resolve_backend(qkv, backend, op="window_attention")
-    if chosen == "triton":
-        reason = triton_unsupported_reason(window_size, head_dim)
-        if reason is not None:
-            if (backend or get_backend()) == "triton":
-                raise RuntimeError(f"window_attention: backend='triton' does not support {reason}")
-            chosen = "torch"
-    if chosen == "triton":
+    chosen = choose_backend("window_attention", qkv, backend, window_size=window_size, head_dim=head_dim)
+    if chosen.backend == "triton":
         # the dense fp32 bias, gathered from the table once per call; autograd sums ∂B back into the
         # table in fp32 and rounds once to its dtype
         return window_attention_op(qkv, window_bias(rel_pos_bias.float(), window_size), window_size, shift_size, scale)
