@@ -104,3 +104,12 @@ def test_documented_gaps_stay_what_they_are(name):
 
 def test_rounding_rule():
     assert within_paper(1.2537, 1.3) and within_paper(0.6389, 0.6) and not within_paper(4.09, 3.8)
+
+
+def test_catalog_citations_are_the_registrations():
+    # what `plugattn list backbones` prints besides MEASURED: names, family and paper, as registered
+    from plugattn._catalog import BACKBONE_CITATIONS
+    from plugattn._catalog_build import backbone_citations
+
+    assert sorted(BACKBONE_CITATIONS) == list_backbones()
+    assert BACKBONE_CITATIONS == backbone_citations(), "stale entry: regenerate with python -m plugattn._catalog_build"
