@@ -53,8 +53,13 @@ else:  # pragma: no cover - exercised only on installs without triton
     tl = _NoTriton()  # type: ignore[assignment]
 
 # triton_op lets torch.compile trace *into* the op and schedule the Triton kernels itself. It needs
-# a real GPU: under the interpreter inductor would try to compile the user kernels for the CPU.
-USE_TRITON_OP = hasattr(torch.library, "triton_op") and triton_available() and not interpreter_enabled()
+# a real GPU: under the interpreter inductor would try to compile the user kernels for the CPU. Without
+# a GPU the kernels never run, and registering a triton_op would import torch._inductor (about 1.3 s of
+# the start-up of `import plugattn.attention`), so plain custom ops are registered then.
+USE_TRITON_OP = (
+    hasattr(torch.library, "triton_op") and triton_available() and not interpreter_enabled()
+    and torch.cuda.is_available()
+)
 
 
 def define_op(name: str) -> Callable[[Callable], Any]:
