@@ -72,7 +72,7 @@ def backbone_rows(family: Optional[str] = None) -> List[Dict[str, object]]:
         from ..backbones.registry import BACKBONES
 
         for entry in BACKBONES.entries():
-            if entry.name not in cited:
+            if entry.name not in cited and family in (None, entry.info.get("family")):
                 cited[entry.name], measured[entry.name] = dict(entry.info), measure(entry.name)
     rows = []
     for name in sorted(n for n in cited if family in (None, cited[n]["family"])):
