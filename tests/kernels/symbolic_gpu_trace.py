@@ -107,11 +107,9 @@ def trace(case: str, channels_last: bool) -> Dict[str, Any]:
     with mode, session():
         graph = make_fx(dispatch_functionalize(lambda *a: op(*a)), tracing_mode="real")(*args)
     launches = sum("triton_kernel_wrapper" in str(node.target) for node in graph.graph.nodes)
-    import sympy
-
     distinct = sorted({str(g.expr): g.expr for g in shape_env.guards if str(g.expr) != "True"}.items())
     # Eq(weight size, x size): SE's weights get symbols of their own here (a compile's parameters do not)
-    unified = [expr for _, expr in distinct if isinstance(expr, sympy.Eq) and all(a.is_Symbol for a in expr.args)]
+    unified = [expr for _, expr in distinct if expr.is_Equality and all(a.is_Symbol for a in expr.args)]
     guards = [expr for _, expr in distinct if expr not in unified]
     pinned = sorted(str(s) for s, value in shape_env.replacements.items() if value.is_number)
 
