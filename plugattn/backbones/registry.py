@@ -9,11 +9,11 @@ from typing import Any, Callable, List, Optional
 
 import torch.nn as nn
 
+from .._catalog import FAMILIES  # defined there, torch-free: `plugattn list backbones --family` uses it
 from .._registry import Registry
 from .._validate import check_choice, check_int
 
 BACKBONES = Registry("backbone")
-FAMILIES = ("cnn", "vit", "mlp")
 
 
 def register_backbone(name: str, *, family: str, aliases=(), **info: Any) -> Callable:

@@ -1,19 +1,18 @@
 """`plugattn list`: the attention modules and backbones, with paper, parameter count and (backbones)
 multiply-adds.
 
-Backbone figures are read from :mod:`plugattn.backbones.measured` (precomputed, checked by the tests), so
-listing builds no model. The registries are imported when the command runs, not when the parser is built.
+Everything printed is read from the precomputed :mod:`plugattn._catalog` (plain data, checked by the
+tests), so listing imports no torch and builds no model. Only modules registered at run time by the
+calling program (the registries are imported already then) are built and measured here.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Dict, List, Optional
 
-from ..attention.registry import ATTENTION
-from ..parameters import count_parameters
+from .._catalog import ATTENTION_CHANNELS, ATTENTION_FACTS, BACKBONE_CITATIONS, FAMILIES, MEASURED
 from .table import format_table, human_count
-
-ATTENTION_CHANNELS = 64
 
 
 def _paper(info: Dict[str, object]) -> str:
@@ -38,43 +37,55 @@ def attention_rows() -> List[Dict[str, object]]:
         >>> any(r["name"] == "eca" for r in attention_rows())
         True
     """
+    facts = {name: fact._asdict() for name, fact in ATTENTION_FACTS.items()}
+    if "plugattn.attention.registry" in sys.modules:  # the caller may have registered its own modules
+        from ..attention.registry import ATTENTION
+        from ..parameters import count_parameters
+
+        for entry in ATTENTION.entries():
+            if entry.name not in facts:
+                module = entry.factory(ATTENTION_CHANNELS)
+                facts[entry.name] = {"model_class": type(module).__name__, **entry.info,
+                                     "params_at_64": count_parameters(module)}
     rows = []
-    for entry in ATTENTION.entries():
-        module = entry.factory(ATTENTION_CHANNELS)
-        rows.append(
-            {
-                "name": entry.name,
-                "class": type(module).__name__,
-                "paper": _paper(entry.info),
-                "params@64": count_parameters(module),
-            }
-        )
+    for name in sorted(facts):
+        fact = facts[name]
+        rows.append({"name": name, "class": fact["model_class"], "paper": _paper(fact), "params@64": fact["params_at_64"]})
     return rows
 
 
 def backbone_rows(family: Optional[str] = None) -> List[Dict[str, object]]:
     """One row per backbone: name, family, class, paper, total parameters, GMACs at its default input
-    size (one 3-channel image), from the precomputed :data:`plugattn.backbones.measured.MEASURED`.
+    size (one 3-channel image), from the precomputed :mod:`plugattn._catalog`.
 
     Example:
         >>> [row["gmacs"] for row in backbone_rows("cnn") if row["name"] == "resnet50"]
         ['4.09 @224']
     """
-    from ..backbones.measured import MEASURED, measure
-    from ..backbones.registry import BACKBONES, list_backbones  # here: `plugattn list attention` needs no backbone
+    if family is not None and family not in FAMILIES:
+        from .._validate import check_choice
 
+        check_choice("family", family, FAMILIES)
+    cited = {name: c._asdict() for name, c in BACKBONE_CITATIONS.items()}
+    measured = dict(MEASURED)
+    if "plugattn.backbones.registry" in sys.modules:  # the caller may have registered its own models
+        from ..backbones.measured import measure
+        from ..backbones.registry import BACKBONES
+
+        for entry in BACKBONES.entries():
+            if entry.name not in cited and family in (None, entry.info.get("family")):
+                cited[entry.name], measured[entry.name] = dict(entry.info), measure(entry.name)
     rows = []
-    for name in list_backbones(family):
-        entry = BACKBONES.get(name)
-        measured = MEASURED.get(name) or measure(name)  # a model registered outside plugattn: build it
+    for name in sorted(n for n in cited if family in (None, cited[n]["family"])):
+        facts = measured[name]
         rows.append(
             {
                 "name": name,
-                "family": entry.info.get("family", ""),
-                "class": measured.model_class,
-                "paper": _paper(entry.info),
-                "params": human_count(measured.params),
-                "gmacs": f"{measured.macs / 1e9:.2f} @{measured.input_size}",
+                "family": cited[name]["family"],
+                "class": facts.model_class,
+                "paper": _paper(cited[name]),
+                "params": human_count(facts.params),
+                "gmacs": f"{facts.macs / 1e9:.2f} @{facts.input_size}",
             }
         )
     return rows
@@ -83,7 +94,7 @@ def backbone_rows(family: Optional[str] = None) -> List[Dict[str, object]]:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("list", help="list attention modules or backbones")
     parser.add_argument("what", nargs="?", default="attention", choices=["attention", "backbones"])
-    parser.add_argument("--family", choices=["cnn", "vit", "mlp"], help="only backbones of this family")
+    parser.add_argument("--family", choices=FAMILIES, help="only backbones of this family")
     parser.set_defaults(run=run)
 
 

@@ -23,7 +23,8 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import torch
 
 from .dispatch import interpreter_enabled, triton_available
-from .plan import DEVICES, Launch, resolve_device
+from .plan import (DEVICES, Launch, cdiv, is_symbolic, next_power_of_2, pow2_bucket, resolve_device, size_hint,
+                   sym_max)
 
 
 class _NoTriton:
@@ -36,9 +37,7 @@ class _NoTriton:
     def jit(fn: Optional[Callable] = None, **_: Any) -> Callable:
         return fn if fn is not None else (lambda f: f)
 
-    @staticmethod
-    def next_power_of_2(n: int) -> int:
-        return 1 << max(0, (int(n) - 1).bit_length())
+    next_power_of_2 = staticmethod(next_power_of_2)
 
     @staticmethod
     def cdiv(a: int, b: int) -> int:
@@ -53,8 +52,13 @@ else:  # pragma: no cover - exercised only on installs without triton
     tl = _NoTriton()  # type: ignore[assignment]
 
 # triton_op lets torch.compile trace *into* the op and schedule the Triton kernels itself. It needs
-# a real GPU: under the interpreter inductor would try to compile the user kernels for the CPU.
-USE_TRITON_OP = hasattr(torch.library, "triton_op") and triton_available() and not interpreter_enabled()
+# a real GPU: under the interpreter inductor would try to compile the user kernels for the CPU. Without
+# a GPU the kernels never run, and registering a triton_op would import torch._inductor (about 1.3 s of
+# the start-up of `import plugattn.attention`), so plain custom ops are registered then.
+USE_TRITON_OP = (
+    hasattr(torch.library, "triton_op") and triton_available() and not interpreter_enabled()
+    and torch.cuda.is_available()
+)
 
 
 def define_op(name: str) -> Callable[[Callable], Any]:
@@ -219,18 +223,18 @@ def stream_tile(channels: int, hw: int, channels_last: bool) -> Tuple[int, int]:
     """(BLOCK_C, BLOCK_HW) of a streaming tile of at most :data:`TILE_ELEMENTS` values.
 
     Channels-last maps get wide channel blocks so loads along C coalesce; the others long runs
-    along H·W. The same on every device and under the interpreter (CI runs what ships).
+    along H·W. The same on every device and under the interpreter (CI runs what ships). Symbolic sizes
+    (torch.compile with dynamic shapes) guard only on their power-of-two buckets.
 
     Example:
         >>> stream_tile(256, 3136, False), stream_tile(256, 3136, True)
         ((2, 1024), (64, 32))
     """
-    hw = max(1, hw)
     if channels_last and channels > 1:
-        block_c = min(64, triton.next_power_of_2(channels))
-        return block_c, max(1, min(triton.next_power_of_2(hw), TILE_ELEMENTS // block_c))
-    block_hw = min(triton.next_power_of_2(hw), 1024)
-    return max(1, min(triton.next_power_of_2(max(1, channels)), TILE_ELEMENTS // block_hw)), block_hw
+        block_c = pow2_bucket(channels, 64)
+        return block_c, pow2_bucket(hw, TILE_ELEMENTS // block_c)
+    block_hw = pow2_bucket(hw, 1024)
+    return pow2_bucket(channels, TILE_ELEMENTS // block_hw), block_hw
 
 
 def reduction_splits(images: int, channel_blocks: int, hw_blocks: int, sm_count: int) -> Tuple[int, int]:
@@ -240,10 +244,17 @@ def reduction_splits(images: int, channel_blocks: int, hw_blocks: int, sm_count:
     HW blocks are evenly shared), never more splits than HW blocks. Each split writes a partial sum
     per (split, n, c); the partials are added in a fixed order (deterministic).
 
+    Symbolic sizes (torch.compile with dynamic shapes): the number of splits is chosen for the traced
+    sizes and kept as a constant, the HW blocks per split stay symbolic, so every size is covered without
+    a guard (another size may leave the last splits empty: they add zeros).
+
     Example:
         >>> reduction_splits(1, 1, 392, 132)
         (392, 1)
     """
+    if any(is_symbolic(v) for v in (images, channel_blocks, hw_blocks)):
+        splits, _ = reduction_splits(size_hint(images), size_hint(channel_blocks), size_hint(hw_blocks), sm_count)
+        return splits, cdiv(sym_max(1, hw_blocks), splits)
     base = max(1, images * channel_blocks)
     splits = min(max(1, hw_blocks), max(1, -(-REDUCTION_WAVES * sm_count // base)))
     per_split = -(-max(1, hw_blocks) // splits)
@@ -268,8 +279,8 @@ def dense_needs_int64(shape: Sequence[int]) -> bool:
     """:func:`needs_int64` for a dense tensor of ``shape`` (what a plan assumes)."""
     count = 1
     for size in shape:
-        count *= int(size)
-    return count >= 2**31 - 1
+        count = count * size  # symbolic under torch.compile: one guard (count < 2**31 - 1), not one per size
+    return bool(count >= 2**31 - 1)
 
 
 # ----------------------------------------------------------------------------- Triton helpers
@@ -405,9 +416,9 @@ def channel_scale_kernel(
 def plan_channel_sums(shape: Sequence[int], dtype: torch.dtype, channels_last: bool, spec: Any,
                       with_grad: bool = False, phase: str = "forward") -> Launch:
     """The :class:`Launch` of :func:`channel_sums` (a split reduction) for ``shape`` on ``spec``."""
-    n, c, h, w = (int(v) for v in shape)
+    n, c, h, w = shape  # ints, or SymInts under torch.compile: kept symbolic (see plan.pow2_bucket)
     block_c, block_hw = stream_tile(c, h * w, channels_last)
-    channel_blocks, hw_blocks = -(-c // block_c), -(-(h * w) // block_hw)
+    channel_blocks, hw_blocks = cdiv(c, block_c), cdiv(h * w, block_hw)
     splits, per_split = reduction_splits(n, channel_blocks, hw_blocks, spec.sm_count)
     element = torch.empty((), dtype=dtype).element_size()
     read = n * c * h * w * element * (2 if with_grad else 1)
@@ -415,7 +426,7 @@ def plan_channel_sums(shape: Sequence[int], dtype: torch.dtype, channels_last: b
     return Launch(
         "channel_sums_kernel", (n * channel_blocks * splits,),
         {"WITH_GRAD": with_grad, "INT64": dense_needs_int64(shape), "BLOCK_C": block_c, "BLOCK_HW": block_hw},
-        num_warps=4, bytes_moved=read + written, args={"SPLITS": splits, "BLOCKS_PER_SPLIT": per_split}, phase=phase,
+        num_warps=4, bytes_moved=size_hint(read + written), args={"SPLITS": splits, "BLOCKS_PER_SPLIT": per_split}, phase=phase,
     )
 
 
@@ -426,15 +437,15 @@ def plan_channel_scale(shape: Sequence[int], dtype: torch.dtype, channels_last: 
     Byte model: one read of x and one write of y; the read is counted as served by L2 (not moved)
     when the tensor that the preceding pass read fits in half of ``spec.l2_bytes``.
     """
-    n, c, h, w = (int(v) for v in shape)
+    n, c, h, w = shape  # ints, or SymInts under torch.compile: kept symbolic (see plan.pow2_bucket)
     block_c, block_hw = stream_tile(c, h * w, channels_last)
-    tiles = n * -(-c // block_c) * -(-(h * w) // block_hw)
-    tensor = n * c * h * w * torch.empty((), dtype=dtype).element_size()
+    tiles = n * cdiv(c, block_c) * cdiv(h * w, block_hw)
+    tensor = size_hint(n * c * h * w) * torch.empty((), dtype=dtype).element_size()
     read = 0 if tensor <= spec.l2_bytes // 2 else tensor
     return Launch(
         "channel_scale_kernel", (tiles,),
         {"WITH_SHIFT": with_shift, "INT64": dense_needs_int64(shape), "BLOCK_C": block_c, "BLOCK_HW": block_hw},
-        num_warps=4, bytes_moved=read + tensor + n * c * 4 * (2 if with_shift else 1), phase=phase,
+        num_warps=4, bytes_moved=read + tensor + size_hint(n * c) * 4 * (2 if with_shift else 1), phase=phase,
     )
 
 

@@ -92,7 +92,10 @@ def _eca_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, gam
     grad_gamma = (sum_gx * (scale - 1.0)).sum(0) if hw > 0 else sum_gx.sum(0)
     grad_scale = sum_gx if gamma is None else sum_gx * gamma.float()[None, :]
     delta = grad_scale * scale * (1.0 - scale)  # ∂L/∂a, (N, C)
-    padded = F.pad(pooled, (kernel_size // 2, kernel_size // 2))  # (N, C + 2p)
+    # (N, C + 2p); torch.cat, not F.pad: traced with symbolic sizes (torch.compile, dynamic shapes) F.pad
+    # pins N and C to their traced values
+    zeros = pooled.new_zeros(pooled.shape[0], kernel_size // 2)
+    padded = torch.cat([zeros, pooled, zeros], dim=1)
     grad_weight = torch.einsum("nc,nck->k", delta, padded.unfold(1, kernel_size, 1))  # Σ δ[c] m[c - p + j]
     grad_pooled = F.conv_transpose1d(delta.unsqueeze(1), weight.float(), padding=kernel_size // 2).squeeze(1)
     grad_x = channel_scale(grad, gated_scale(scale, gamma), grad_pooled / hw)  # dx = g·s' + ∂m / HW

@@ -52,8 +52,84 @@ class Launch:
     def programs(self) -> int:
         count = 1
         for extent in self.grid:
-            count *= int(extent)
+            count = count * extent  # no int(): a symbolic extent would be pinned to its traced value
         return count
+
+
+# ----------------------------------------------------------------------------- symbolic sizes
+# Under torch.compile(dynamic=True) on a GPU the ops' bodies (triton_op) are traced with sizes that are
+# torch.SymInts. Turning one into a Python int (int(), range(), a branch on its value) guards on that
+# exact value: one graph per shape. Planners therefore keep grids and runtime arguments symbolic
+# (sym_max / sym_min / cdiv, no guard) and derive each tile constexpr from a power-of-two bucket of a
+# size (pow2_bucket: at most two range guards, shared by every size in the bucket).
+def is_symbolic(value: object) -> bool:
+    """Whether ``value`` is a symbolic size (a ``torch.SymInt`` while torch.compile traces)."""
+    return isinstance(value, torch.SymInt)
+
+
+def size_hint(value: Union[int, torch.SymInt]) -> int:
+    """The concrete value of a size, without a guard: a SymInt's traced example value. Only for figures
+    no kernel argument depends on (byte models).
+
+    Example:
+        >>> size_hint(7)
+        7
+    """
+    return value.node.hint if is_symbolic(value) else int(value)
+
+
+def cdiv(a: Union[int, torch.SymInt], b: Union[int, torch.SymInt]) -> Union[int, torch.SymInt]:
+    """ceil(a / b) for non-negative sizes, symbolic where they are (no guard).
+
+    Example:
+        >>> cdiv(10, 4)
+        3
+    """
+    return (a + b - 1) // b
+
+
+def sym_max(a, b):
+    """max of two sizes, symbolic (no guard) where either is; ``max`` for ints."""
+    return torch.sym_max(a, b) if is_symbolic(a) or is_symbolic(b) else max(a, b)
+
+
+def sym_min(a, b):
+    """min of two sizes, symbolic (no guard) where either is; ``min`` for ints."""
+    return torch.sym_min(a, b) if is_symbolic(a) or is_symbolic(b) else min(a, b)
+
+
+def next_power_of_2(n: int) -> int:
+    """The smallest power of two >= ``n`` (1 for n <= 1).
+
+    Example:
+        >>> next_power_of_2(33), next_power_of_2(0)
+        (64, 1)
+    """
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def pow2_bucket(size: Union[int, torch.SymInt], cap: int) -> int:
+    """``min(next_power_of_2(size), cap)`` (``cap`` a power of two) as a Python int, for tile constexprs.
+
+    For a symbolic size it guards only on the bucket: ``size > cap / 2`` when the result is ``cap``,
+    else ``p / 2 < size <= p``; every size in the bucket reuses the compiled graph.
+
+    Example:
+        >>> pow2_bucket(3136, 1024), pow2_bucket(40, 1024), pow2_bucket(1, 64)
+        (1024, 64, 1)
+    """
+    bucket = min(next_power_of_2(size_hint(size)), cap)
+    if not is_symbolic(size):
+        return bucket
+    record_guard = bool  # bool() of a symbolic comparison records it as a guard (the traced size holds it)
+    if bucket == cap:
+        if cap > 1:
+            record_guard(size > cap // 2)
+    else:
+        record_guard(size <= bucket)
+        if bucket > 1:
+            record_guard(size > bucket // 2)
+    return bucket
 
 
 # H100 SXM and H200 SXM share the GH100 die: 132 SMs, 50 MiB of L2, 227 KiB of shared memory per block.

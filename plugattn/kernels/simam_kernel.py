@@ -42,7 +42,7 @@ from ._common import (
     plane_program, reduction_splits, split_program, split_range, store_tile, stream_tile, tile_program, tl, triton,
 )
 from .dispatch import choose_backend
-from .plan import Launch, register_planner
+from .plan import Launch, cdiv, pow2_bucket, register_planner, size_hint, sym_max, sym_min
 
 MAX_REGISTER_HW = 4096
 
@@ -246,11 +246,12 @@ def _simam_bwd_apply_kernel(
 
 # ----------------------------------------------------------------------------- launch plan
 def _plane_tile(channels: int, hw: int, channels_last: bool, spec) -> Optional[Tuple[int, int, int]]:
-    """(BLOCK_C, BLOCK_HW, num_warps) of the fused plane kernels, or None when the split path runs."""
-    block_hw = triton.next_power_of_2(max(1, hw))
+    """(BLOCK_C, BLOCK_HW, num_warps) of the fused plane kernels, or None when the split path runs.
+    Symbolic sizes guard only on their power-of-two buckets (see plan.pow2_bucket)."""
+    block_hw = pow2_bucket(hw, 2 * MAX_REGISTER_HW)
     if block_hw > MAX_REGISTER_HW:
         return None
-    block_c = max(1, min(triton.next_power_of_2(max(1, channels)), TILE_ELEMENTS // block_hw))
+    block_c = pow2_bucket(channels, max(1, TILE_ELEMENTS // block_hw))
     if channels_last and block_c < 8:  # fewer than 8 channels per tile: strided, uncoalesced loads
         return None
     return block_c, block_hw, 4 if block_c * block_hw <= TILE_ELEMENTS else 8
@@ -259,33 +260,36 @@ def _plane_tile(channels: int, hw: int, channels_last: bool, spec) -> Optional[T
 def occupancy_floor(shape, spec) -> int:
     """min(2 · SMs, elements / 4096): the programs a launch must at least have to fill ``spec``."""
     n, c, h, w = shape
-    return min(2 * spec.sm_count, n * c * h * w // 4096)
+    return sym_min(2 * spec.sm_count, n * c * h * w // 4096)
 
 
 @register_planner("simam")
 def plan_simam(shape, dtype, channels_last, spec) -> List[Launch]:
-    """The plane kernels when their programs fill the GPU, else the split path (see the module doc)."""
-    n, c, h, w = (int(v) for v in shape)
+    """The plane kernels when their programs fill the GPU, else the split path (see the module doc).
+
+    Sizes may be SymInts (torch.compile with dynamic shapes): grids and split counts stay symbolic;
+    the guards are the tiles' buckets, the int64 bound and the choice of path (one comparison)."""
+    n, c, h, w = shape
     hw = h * w
     element = torch.empty((), dtype=dtype).element_size()
-    tensor = n * c * hw * element
+    tensor = size_hint(n * c * hw) * element  # byte model only
     int64 = dense_needs_int64(shape)
     plane = _plane_tile(c, hw, channels_last, spec)
-    if plane is not None and n * -(-c // plane[0]) >= occupancy_floor((n, c, h, w), spec):
+    if plane is not None and n * cdiv(c, plane[0]) >= occupancy_floor((n, c, h, w), spec):
         block_c, block_hw, warps = plane
-        grid = (n * -(-c // block_c),)
+        grid = (n * cdiv(c, block_c),)
         meta = {"INT64": int64, "BLOCK_C": block_c, "BLOCK_HW": block_hw}
         # the backward holds x, g and five temporaries per value: 8 warps keep it near 128 registers
         backward_warps = 8 if block_c * block_hw >= TILE_ELEMENTS else warps
         return [Launch("_simam_fwd_plane_kernel", grid, meta, warps, 2 * tensor),
                 Launch("_simam_bwd_plane_kernel", grid, meta, backward_warps, 3 * tensor, phase="backward")]
     block_c, block_hw = stream_tile(c, hw, channels_last)
-    channel_blocks, hw_blocks = -(-c // block_c), -(-hw // block_hw)
+    channel_blocks, hw_blocks = cdiv(c, block_c), cdiv(hw, block_hw)
     splits, per_split = reduction_splits(n, channel_blocks, hw_blocks, spec.sm_count)
     reduce_grid, tile_grid = (n * channel_blocks * splits,), (n * channel_blocks * hw_blocks,)
     meta = {"INT64": int64, "BLOCK_C": block_c, "BLOCK_HW": block_hw}
     split_args = {"SPLITS": splits, "BLOCKS_PER_SPLIT": per_split}
-    partials = splits * n * c * 4
+    partials = size_hint(splits * n * c) * 4
     reread = 0 if tensor <= spec.l2_bytes // 2 else tensor  # a re-read of x: an L2 hit if x fits
     return [
         Launch("_simam_stats_kernel", reduce_grid, meta, 4, tensor + 2 * partials, split_args),
@@ -315,7 +319,9 @@ def _merged_statistics(x: torch.Tensor, stats: Launch) -> Tuple[torch.Tensor, to
     launch_planned(_simam_stats_kernel, stats, x, part_mean, part_m2, n, c, hw, w, splits, per_split, *strides,
                    HW_FLAT=flat, INT64=needs_int64(x))
     starts = torch.arange(splits, device=x.device, dtype=torch.float32) * block
-    counts = torch.clamp(hw - starts, max=block)[:, None, None]  # values per split, (S, 1, 1)
+    # values per split, (S, 1, 1); 0 for a split left empty (dynamic shapes). unsqueeze, not [:, None, None]:
+    # indexing a fake CUDA tensor (the symbolic GPU-path test, without a GPU) calls into CUDA
+    counts = torch.clamp(hw - starts, 0, block).unsqueeze(1).unsqueeze(2)
     mean = (counts * part_mean).sum(0) / hw
     m2 = part_m2.sum(0) + (counts * (part_mean - mean) ** 2).sum(0)
     return mean, m2
@@ -327,7 +333,7 @@ def _simam_forward(x: torch.Tensor, e_lambda: float, gamma: Optional[torch.Tenso
     if x.numel() == 0:
         return y
     gamma_arg = gamma if gamma is not None else x
-    neighbours = max(h * w - 1, 1)
+    neighbours = sym_max(h * w - 1, 1)
     plan = _plan(x, "forward")
     strides, flat = feature_map_strides(x, y)
     int64 = needs_int64(x, y)
@@ -349,7 +355,7 @@ def _simam_backward(grad: torch.Tensor, x: torch.Tensor, e_lambda: float, gamma:
     if x.numel() == 0:
         return dx, torch.zeros(c, device=x.device, dtype=dgamma_dtype)
     hw = h * w
-    neighbours = max(hw - 1, 1)
+    neighbours = sym_max(hw - 1, 1)
     gamma_arg = gamma if gamma is not None else x
     gated = gamma is not None
     plan = _plan(x, "backward")

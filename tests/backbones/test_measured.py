@@ -112,3 +112,18 @@ def test_documented_gaps_stay_what_they_are(name):
 
 def test_rounding_rule():
     assert within_paper(1.2537, 1.3) and within_paper(0.6389, 0.6) and not within_paper(4.09, 3.8)
+
+
+def test_catalog_citations_are_the_registrations():
+    # what `plugattn list backbones` prints besides MEASURED: names, family and paper, as registered
+    # (read in a fresh interpreter: other tests register backbones of their own in this one)
+    import subprocess
+    import sys
+
+    from plugattn._catalog import BACKBONE_CITATIONS, Cited
+
+    code = "from plugattn._catalog_build import backbone_citations; print(repr(backbone_citations()))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    registered = eval(done.stdout.strip().splitlines()[-1], {"Cited": Cited})
+    assert BACKBONE_CITATIONS == registered, "stale entry: regenerate with python -m plugattn._catalog_build"

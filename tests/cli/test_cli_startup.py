@@ -1,5 +1,5 @@
-"""Start-up: ``plugattn --help`` imports no torch, ``plugattn list`` (attention) no backbone, injector
-or optional package, and the lazy top-level names of ``plugattn`` all resolve. Import sets are checked,
+"""Start-up: ``plugattn --help``, ``plugattn list`` and ``plugattn list backbones`` import no torch (the
+listings read the precomputed plugattn/_catalog.py), and the lazy top-level names of ``plugattn`` all resolve. Import sets are checked,
 not times (the start-up time is measured as a benchmark, see README "Command line")."""
 import json
 import subprocess
@@ -30,11 +30,13 @@ def test_help_imports_no_torch():
     assert "torch" not in modules_loaded_by("import plugattn")
 
 
-def test_list_attention_imports_only_what_it_needs():
-    loaded = modules_loaded_by("from plugattn.cli import main\nmain(['list'])")
-    assert "plugattn.attention" in loaded
-    unwanted = {"plugattn.backbones", "plugattn.inject", "timm", "torchvision", "matplotlib"}
-    assert not unwanted & loaded
+@pytest.mark.parametrize("argv", [["list"], ["list", "backbones"], ["list", "backbones", "--family", "vit"]])
+def test_listing_imports_no_torch(argv):
+    loaded = modules_loaded_by(f"from plugattn.cli import main\nassert main({argv!r}) == 0")
+    assert "plugattn.cli.list_cmd" in loaded and "plugattn._catalog" in loaded
+    unwanted = {"torch", "plugattn.attention", "plugattn.backbones", "plugattn.kernels", "plugattn.inject",
+                "timm", "torchvision", "triton", "matplotlib"}
+    assert not unwanted & loaded, sorted(unwanted & loaded)
 
 
 def test_the_lazy_parser_lists_the_commands_with_their_own_help():
