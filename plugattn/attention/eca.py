@@ -11,8 +11,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .. import kernels
-from ..kernels.eca_kernel import eca_reference
+from ..kernels.eca_kernel import eca, eca_reference
 from .._validate import check_feature_map, check_int, check_positive_float
 from .registry import register_attention
 
@@ -79,7 +78,7 @@ class ECALayer(nn.Module):
         if torch.jit.is_scripting():  # TorchScript runs the reference; eager dispatches to Triton
             return eca_reference(x, self.conv.weight)
         else:
-            return kernels.eca(x, self.conv.weight)  # (B, C, H, W)
+            return eca(x, self.conv.weight)  # (B, C, H, W)
 
     def forward_gated(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         """``x + gate.view(1, C, 1, 1) * (self(x) - x)`` with a per-channel (C,) ``gate``, computed in
@@ -92,4 +91,4 @@ class ECALayer(nn.Module):
             True
         """
         check_feature_map(x, self.channels, "ECALayer")
-        return kernels.eca(x, self.conv.weight, gamma=gate)  # (B, C, H, W)
+        return eca(x, self.conv.weight, gamma=gate)  # (B, C, H, W)

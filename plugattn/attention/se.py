@@ -9,8 +9,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .. import kernels
-from ..kernels.se_kernel import ACTIVATIONS, GATES, se_reference
+from ..kernels.se_kernel import ACTIVATIONS, GATES, se, se_reference
 from .._validate import check_choice, check_feature_map, check_int
 from .registry import register_attention
 
@@ -82,7 +81,7 @@ class SELayer(nn.Module):
         if torch.jit.is_scripting():  # TorchScript runs the reference; eager dispatches to Triton
             return se_reference(x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, self.act_name, self.gate_name)
         else:
-            return kernels.se(
+            return se(
                 x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, act=self.act_name, gate=self.gate_name
             )
 
@@ -97,7 +96,7 @@ class SELayer(nn.Module):
             True
         """
         check_feature_map(x, self.channel, "SELayer")
-        return kernels.se(
+        return se(
             x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, act=self.act_name, gate=self.gate_name,
             gamma=gate,
         )

@@ -10,8 +10,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .. import kernels
-from ..kernels.simam_kernel import simam_reference
+from ..kernels.simam_kernel import simam, simam_reference
 from .._validate import check_feature_map, check_int, check_positive_float
 from .registry import register_attention
 
@@ -54,7 +53,7 @@ class SimAM(nn.Module):
         if torch.jit.is_scripting():  # TorchScript runs the reference; eager dispatches to Triton
             return simam_reference(x, self.e_lambda)
         else:
-            return kernels.simam(x, self.e_lambda)  # (B, C, H, W)
+            return simam(x, self.e_lambda)  # (B, C, H, W)
 
     def forward_gated(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         """``x + gate.view(1, C, 1, 1) * (self(x) - x)`` with a per-channel (C,) ``gate``, computed in
@@ -66,7 +65,7 @@ class SimAM(nn.Module):
             True
         """
         check_feature_map(x, self.channels, "SimAM")
-        return kernels.simam(x, self.e_lambda, gamma=gate)  # (B, C, H, W)
+        return simam(x, self.e_lambda, gamma=gate)  # (B, C, H, W)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, e_lambda={self.e_lambda}"

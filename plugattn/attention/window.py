@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_feature_map, check_int
-from ..kernels.window_attention_kernel import window_attention
+from ..kernels.window_attention_kernel.op import window_attention
 from .registry import register_attention
 
 HEAD_DIM = 32  # Swin's channels per head (Swin-T: 96/3, 192/6, 384/12, 768/24)

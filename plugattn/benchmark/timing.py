@@ -6,11 +6,21 @@ sized so the timer's own overhead is negligible, with a warm-up), with the proce
 """
 from __future__ import annotations
 
+import logging
 import statistics
 from typing import Callable, List, Optional, Sequence, Union
 
 import torch
-import torch.utils.benchmark
+
+# torch.utils.benchmark imports cpp_extension, which logs "No CUDA runtime is found" on every run of a
+# CUDA build of torch on a machine without a GPU; the timer never compiles anything, so hush it there.
+_cpp_extension_log = logging.getLogger("torch.utils.cpp_extension")
+_level = _cpp_extension_log.level
+_cpp_extension_log.setLevel(logging.ERROR)
+try:
+    import torch.utils.benchmark
+finally:
+    _cpp_extension_log.setLevel(_level)
 
 PASSES = ("fwd", "fwd+bwd")
 QUICK_RUN_S = 0.01  # measuring time per timed callable: smoke runs and tests
