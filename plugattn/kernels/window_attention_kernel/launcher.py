@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..dispatch import interpreter_enabled
-from ..plan import DEVICES, DeviceSpec, Launch, register_planner
+from ..plan import DEVICES, DeviceSpec, Launch, next_power_of_2, register_planner
 from .._common import device_spec, empty_output, launch_planned, tl
 from .kernels import window_attention_bwd_kernel, window_attention_fwd_kernel
 from .reference import MASK_VALUE, cached
@@ -71,10 +71,6 @@ def triton_unsupported_reason(window_size: int, head_dim: int) -> Optional[str]:
     return None
 
 
-def _pow2(n: int) -> int:
-    return 1 << max(0, (int(n) - 1).bit_length())
-
-
 def key_pieces(tokens: int) -> Tuple[int, int]:
     """(KEYS_MAIN, KEYS_TAIL): power-of-two key-slot pieces (tail 0 or >= 16) covering ``tokens``.
 
@@ -83,11 +79,11 @@ def key_pieces(tokens: int) -> Tuple[int, int]:
         ((64, 0), (128, 16), (32, 16), (128, 0))
     """
     slots = max(16, -(-tokens // 16) * 16)
-    if _pow2(slots) == slots:
+    if next_power_of_2(slots) == slots:
         return slots, 0
-    main = _pow2(slots) // 2
+    main = next_power_of_2(slots) // 2
     tail = slots - main
-    return (main, tail) if _pow2(tail) == tail else (_pow2(slots), 0)
+    return (main, tail) if next_power_of_2(tail) == tail else (next_power_of_2(slots), 0)
 
 
 def _engine(dtype: torch.dtype) -> str:
@@ -138,13 +134,13 @@ class Geometry:
         self.tokens = self.window * self.window
         self.keys_main, self.keys_tail = key_pieces(self.tokens)
         self.key_slots = self.keys_main + self.keys_tail
-        self.d_pad = max(16, _pow2(self.head_dim))
+        self.d_pad = max(16, next_power_of_2(self.head_dim))
         self.element = torch.empty((), dtype=dtype).element_size()
         self.token_bytes = self.batch * self.height * self.width * self.channels * self.element  # T
 
     def block_m(self, backward: bool, sm_count: int) -> int:
         budget = SCORE_TILE[(_engine(self.dtype), "backward" if backward else "forward")]
-        block = max(16, min(_pow2(self.tokens), _pow2(budget // self.key_slots + 1) // 2))
+        block = max(16, min(next_power_of_2(self.tokens), next_power_of_2(budget // self.key_slots + 1) // 2))
         least = -(-self.tokens // 16) * 16
         while block > 16 and self.query_slots(block) * 8 > least * 9:
             block //= 2  # at most 1/8 more query rows than multiples of 16 need (144 tokens: 32, not 64)
