@@ -12,11 +12,16 @@ pinning that size (and a recompile per shape). This script does the same trace o
   see an H100 (the device spec of ``cuda:0`` is pre-filled);
 * ``make_fx`` over ``dispatch_functionalize`` runs the op's functional decomposition, as AOTAutograd does.
 
-Window attention is not traced: its launcher indexes and copies into fake CUDA tensors (the bias
-tile), which calls into the CUDA runtime here and fails without a GPU.
-
 Every size of x is symbolic; so are SE's weight sizes, and the guards equating them with x's channel
-count are listed apart (``unified``): they relate two symbols and pin nothing.
+count are listed apart (``unified``): they relate two symbols and pin nothing. Window attention's qkv
+(B, H, W, 3C) has B, H and W symbolic, and C static, as in a compile, where it is the output width of
+the block's qkv Linear (parameters' sizes are static); its dense bias (heads, N, N), gathered from the
+table parameter, is static too. Its variants are dtypes (the plan depends on the tl.dot engine) and
+deterministic mode (private bias-gradient slices), at Swin-T stage 1 (window 7, shifted) and a
+Swin-B/384-like stage (window 12: several query blocks).
+
+The ops' launchers use operator calls only (no Python indexing, ``.contiguous()`` or ``.to()``,
+whose Python bindings set the CUDA device and so fail here without a driver).
 
 ``python tests/kernels/symbolic_gpu_trace.py`` prints one JSON line per case (prefix ``TRACE ``): the
 guards the trace added, the sizes it turned into constants, how many Triton launches the graph holds,
@@ -32,51 +37,72 @@ import sys
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 RESULT_PREFIX = "TRACE "
+MAP_VARIANTS = ("contiguous", "channels_last")
+WINDOW_VARIANTS = ("float32", "bfloat16", "bfloat16+deterministic")
 # (N, C, H, W) traced, then shapes that must reuse the graph (batch and resolution vary; C stays in its
 # power-of-two bucket, H*W in its tile bucket: large maps share the largest tile)
 TRACED = (2, 64, 56, 56)
 REUSED = ((1, 64, 56, 56), (8, 64, 56, 56), (64, 64, 40, 40), (3, 40, 64, 48), (2, 64, 112, 112))
+# window attention: (B, H, W, 3C, heads, window, shift) traced; the (B, H, W) checked for reuse are
+# every batch of WINDOW_BATCHES on each map of the case (the traced one first)
+WINDOW_TRACED = {"window_attention": (2, 56, 56, 288, 3, 7, 3), "window_attention_12": (2, 24, 36, 384, 4, 12, 6)}
+WINDOW_MAPS = {"window_attention": ((56, 56), (49, 63), (28, 28)), "window_attention_12": ((24, 36), (25, 37), (48, 48))}
+WINDOW_BATCHES = (1, 2, 3, 8, 64, 128)
 
 
-def _fake_cuda(mode: Any, shape: Sequence[int], dynamic: bool, channels_last: bool = False) -> Any:
-    """A fake CUDA tensor of ``shape``, every size symbolic (``dynamic``) or static."""
+def _fake_cuda(mode: Any, shape: Sequence[int], dynamic: Any, channels_last: bool = False,
+               dtype: Any = None) -> Any:
+    """A fake CUDA tensor of ``shape``: every size symbolic (``dynamic`` True) or static (False), or
+    per dimension (a sequence of bools)."""
     import torch
     from torch._subclasses.fake_tensor import FakeTensor, in_kernel_invocation_manager
     from torch.fx.experimental.symbolic_shapes import DimDynamic, StatelessSymbolicContext
 
-    real = torch.empty(shape)
+    real = torch.empty(shape, dtype=dtype or torch.float32)
     if channels_last:
         real = real.contiguous(memory_format=torch.channels_last)
-    context = StatelessSymbolicContext(dynamic_sizes=[DimDynamic.DYNAMIC if dynamic else DimDynamic.STATIC] * len(shape))
+    per_dim = dynamic if isinstance(dynamic, (list, tuple)) else [dynamic] * len(shape)
+    context = StatelessSymbolicContext(dynamic_sizes=[DimDynamic.DYNAMIC if d else DimDynamic.STATIC for d in per_dim])
     cpu = mode.from_tensor(real, symbolic_context=context)
     with in_kernel_invocation_manager(mode):
-        meta = torch.empty_strided(cpu.shape, cpu.stride(), device="meta")
+        meta = torch.empty_strided(cpu.shape, cpu.stride(), dtype=cpu.dtype, device="meta")
     return FakeTensor(mode, meta, torch.device("cuda", 0))
 
 
 def _cases() -> Dict[str, Tuple[Callable, Callable]]:
-    """case -> (op call, inputs(mode, channels_last) -> (args, x))."""
+    """case -> (op call, inputs(mode, variant) -> (args, x)); x's symbols are the sizes checked for reuse."""
     import torch
 
     ops = torch.ops.plugattn
 
-    def feature_maps(mode, channels_last, count):
-        return [_fake_cuda(mode, TRACED, True, channels_last) for _ in range(count)]
+    def feature_maps(mode, variant, count):
+        return [_fake_cuda(mode, TRACED, True, variant == "channels_last") for _ in range(count)]
 
-    def se_inputs(mode, channels_last, backward):
-        maps = feature_maps(mode, channels_last, 2 if backward else 1)
+    def se_inputs(mode, variant, backward):
+        maps = feature_maps(mode, variant, 2 if backward else 1)
         c = TRACED[1]
         w1, b1 = _fake_cuda(mode, (c // 16, c), True), _fake_cuda(mode, (c // 16,), True)
         w2, b2 = _fake_cuda(mode, (c, c // 16), True), _fake_cuda(mode, (c,), True)
         return (*maps, w1, b1, w2, b2, None, "relu", "sigmoid"), maps[-1]
 
-    def eca_inputs(mode, channels_last, backward):
-        maps = feature_maps(mode, channels_last, 2 if backward else 1)
+    def eca_inputs(mode, variant, backward):
+        maps = feature_maps(mode, variant, 2 if backward else 1)
         return (*maps, _fake_cuda(mode, (1, 1, 3), False), None), maps[-1]
 
-    def simam_inputs(mode, channels_last, backward):
-        maps = feature_maps(mode, channels_last, 2 if backward else 1)
+    def simam_inputs(mode, variant, backward):
+        maps = feature_maps(mode, variant, 2 if backward else 1)
         return (*maps, 1e-4, None), maps[-1]
+
+    def window_inputs(mode, variant, traced, backward):
+        batch, height, width, three_c, heads, window, shift = WINDOW_TRACED[traced]
+        dtype = getattr(torch, variant.split("+")[0])
+        qkv = _fake_cuda(mode, (batch, height, width, three_c), (True, True, True, False), dtype=dtype)
+        bias = _fake_cuda(mode, (heads, window * window, window * window), False)
+        head_dim = three_c // (3 * heads)
+        args = (qkv, bias, window, shift, head_dim ** -0.5)
+        if backward:
+            args = (_fake_cuda(mode, (batch, height, width, three_c // 3), (True, True, True, False), dtype=dtype),) + args
+        return args, qkv
 
     return {
         "se": (ops.se, lambda m, cl: se_inputs(m, cl, False)),
@@ -85,10 +111,49 @@ def _cases() -> Dict[str, Tuple[Callable, Callable]]:
         "eca_backward": (ops.eca_backward, lambda m, cl: eca_inputs(m, cl, True)),
         "simam": (ops.simam, lambda m, cl: simam_inputs(m, cl, False)),
         "simam_backward": (ops.simam_backward, lambda m, cl: simam_inputs(m, cl, True)),
+        **{f"{traced}{suffix}": (getattr(ops, "window_attention" + suffix),
+                                 lambda m, v, t=traced, b=bool(suffix): window_inputs(m, v, t, b))
+           for traced in WINDOW_TRACED for suffix in ("", "_backward")},
     }
 
 
-def trace(case: str, channels_last: bool) -> Dict[str, Any]:
+def variants(case: str) -> Tuple[str, ...]:
+    """What a case is traced in: layouts for feature-map ops, dtypes and deterministic mode for windows."""
+    return WINDOW_VARIANTS if case.startswith("window_attention") else MAP_VARIANTS
+
+
+def _window_case(case: str) -> str:
+    return case[: -len("_backward")] if case.endswith("_backward") else case
+
+
+def reused_shapes(case: str) -> List[List[int]]:
+    """The shapes a case checks for graph reuse, as x's full shape (window attention: qkv's)."""
+    if not case.startswith("window_attention"):
+        return [list(s) for s in REUSED]
+    three_c = WINDOW_TRACED[_window_case(case)][3]
+    return [[batch, *hw, three_c] for hw in WINDOW_MAPS[_window_case(case)] for batch in WINDOW_BATCHES]
+
+
+def window_plan(case: str, variant: str, qkv_shape: Sequence[int]) -> List[Any]:
+    """What the eager planner picks for a window case at a qkv shape: each launch's constexprs and warps."""
+    import torch
+
+    from plugattn.kernels import plan
+    from plugattn.kernels.window_attention_kernel import launcher
+
+    _, _, _, three_c, heads, window, shift = WINDOW_TRACED[_window_case(case)]
+    planner = launcher.plan_backward if case.endswith("_backward") else launcher.plan_forward
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(variant.endswith("+deterministic"))
+    try:
+        launches = planner((*qkv_shape[:3], three_c // 3, heads, window, shift),
+                           getattr(torch, variant.split("+")[0]), False, plan.DEVICES["h100"])
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    return [[sorted(launch.constexprs.items()), launch.num_warps] for launch in launches]
+
+
+def trace(case: str, variant: str) -> Dict[str, Any]:
     """Trace one op's functional decomposition on symbolic fake CUDA inputs; what the trace guarded."""
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -96,16 +161,23 @@ def trace(case: str, channels_last: bool) -> Dict[str, Any]:
     from torch.fx.experimental.proxy_tensor import make_fx
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
+    from plugattn.kernels.plan import size_hint
+
     op, make_inputs = _cases()[case]
     shape_env = ShapeEnv()
     mode = FakeTensorMode(shape_env=shape_env)
-    args, x = make_inputs(mode, channels_last)
+    args, x = make_inputs(mode, variant)
     # x's size symbols -> dimension
     symbols = {str(size.node.expr): i for i, size in enumerate(x.shape) if isinstance(size, torch.SymInt)}
     # a compile holds torch.compiler.is_compiling() true through AOTAutograd (no eager caches are filled)
     session = getattr(torch.compiler, "_compile_session_context", contextlib.nullcontext)
-    with mode, session():
-        graph = make_fx(dispatch_functionalize(lambda *a: op(*a)), tracing_mode="real")(*args)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(variant.endswith("+deterministic"))
+    try:
+        with mode, session():
+            graph = make_fx(dispatch_functionalize(lambda *a: op(*a)), tracing_mode="real")(*args)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
     launches = sum("triton_kernel_wrapper" in str(node.target) for node in graph.graph.nodes)
     distinct = sorted({str(g.expr): g.expr for g in shape_env.guards if str(g.expr) != "True"}.items())
     # Eq(weight size, x size): SE's weights get symbols of their own here (a compile's parameters do not)
@@ -121,9 +193,14 @@ def trace(case: str, channels_last: bool) -> Dict[str, Any]:
             return shape[symbols[str(symbol)]] if str(symbol) in symbols else traced[symbol]
         return all(bool(expr.subs({s: value(s) for s in expr.free_symbols})) for expr in guards)
 
-    return {"case": case, "channels_last": channels_last, "guards": [str(g) for g in guards],
-            "unified": [str(g) for g in unified],
-            "pinned": pinned, "launches": launches, "reused": [list(s) for s in REUSED if holds(s)]}
+    record = {"case": case, "variant": variant, "guards": [str(g) for g in guards],
+              "unified": [str(g) for g in unified],
+              "pinned": pinned, "launches": launches, "reused": [s for s in reused_shapes(case) if holds(s)]}
+    if case.startswith("window_attention"):
+        # the shapes for which eager planning picks the traced launches: a reused graph must be one of them
+        traced_plan = window_plan(case, variant, [size_hint(s) for s in x.shape])
+        record["same_plan"] = [s for s in reused_shapes(case) if window_plan(case, variant, s) == traced_plan]
+    return record
 
 
 def main() -> None:
@@ -139,8 +216,8 @@ def main() -> None:
     logging.getLogger("torch._higher_order_ops.triton_kernel_wrap").setLevel(logging.ERROR)
     cases = sys.argv[1:] or list(_cases())
     for case in cases:
-        for channels_last in (False, True):
-            print(RESULT_PREFIX + json.dumps(trace(case, channels_last)), flush=True)
+        for variant in variants(case):
+            print(RESULT_PREFIX + json.dumps(trace(case, variant)), flush=True)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,18 @@ The guards a trace may add, and why each is needed:
 * tile buckets: each tile constexpr comes from a power-of-two bucket of C or H·W, at most two
   range guards per bucketed size (``H·W > 512`` for the largest streaming tile);
 * int32 indexing: one bound per feature map on its element count and one on its largest offset;
-* SimAM's choice between the fused plane kernels and the split path: one comparison.
+* SimAM's choice between the fused plane kernels and the split path: one comparison;
+* window attention: one range guard per launch decision on the window count (tile height at small
+  batch, windows per backward program, the deterministic slices' memory budget); 0-2 measured.
 
-At most :data:`MAX_GUARDS` distinct guards per op and layout (9 measured, ECA's backward channels-last:
+At most :data:`MAX_GUARDS` distinct guards per op and variant (9 measured, ECA's backward channels-last:
 its trace keeps separate symbols for grad and x, a compile shares them), none an equality on a size.
-Before, every size became a constant (``Eq(s0, 2)``, ... : one graph per shape).
+Before, every size became a constant (``Eq(s0, 2)``, ... : one graph per shape), and window attention's
+GPU path could not be traced at all (its bias tile was built with Python indexing).
+
+Window attention's graph is reused exactly where eager planning picks the same launches: every reused
+shape plans as the traced one did (a compiled graph never runs another plan than eager would), and
+most shapes that plan the same are reused.
 """
 import importlib.util
 import json
@@ -26,12 +33,15 @@ from typing import Dict, List
 
 import pytest
 
-from .symbolic_gpu_trace import REUSED, RESULT_PREFIX, TRACED
+from .symbolic_gpu_trace import MAP_VARIANTS, REUSED, RESULT_PREFIX, TRACED, WINDOW_TRACED, WINDOW_VARIANTS
 
 SCRIPT = Path(__file__).with_name("symbolic_gpu_trace.py")
 MAX_GUARDS = 9
 OPS = ("se", "se_backward", "eca", "eca_backward", "simam", "simam_backward")
+WINDOW_OPS = tuple(f"{case}{suffix}" for case in WINDOW_TRACED for suffix in ("", "_backward"))
 OTHER_BATCHES = [[n, *TRACED[1:]] for n in (1, 8)]
+CASES = [(op, variant) for op in OPS for variant in MAP_VARIANTS] + [
+    (op, variant) for op in WINDOW_OPS for variant in WINDOW_VARIANTS]
 
 
 @pytest.fixture(scope="module")
@@ -45,27 +55,36 @@ def traces() -> Dict[tuple, dict]:
     assert done.returncode == 0, done.stderr[-4000:]
     records: List[dict] = [json.loads(line[len(RESULT_PREFIX):]) for line in done.stdout.splitlines()
                            if line.startswith(RESULT_PREFIX)]
-    return {(r["case"], r["channels_last"]): r for r in records}
+    return {(r["case"], r["variant"]): r for r in records}
 
 
-@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
-@pytest.mark.parametrize("op", OPS)
-def test_symbolic_trace_pins_no_size(traces, op, channels_last):
-    record = traces[(op, channels_last)]
+@pytest.mark.parametrize("op, variant", CASES, ids=[f"{op}-{variant}" for op, variant in CASES])
+def test_symbolic_trace_pins_no_size(traces, op, variant):
+    record = traces[(op, variant)]
     assert record["launches"] >= 1, "the trace holds no Triton launch: the GPU path was not traced"
     assert record["pinned"] == [], f"sizes turned into constants: {record['pinned']}"
     assert len(record["guards"]) <= MAX_GUARDS, "\n".join(record["guards"])
     assert not [g for g in record["guards"] if g.startswith("Eq(")], record["guards"]
 
 
-@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
+@pytest.mark.parametrize("variant", MAP_VARIANTS)
 @pytest.mark.parametrize("op", OPS)
-def test_other_batch_sizes_reuse_the_graph(traces, op, channels_last):
-    assert all(shape in traces[(op, channels_last)]["reused"] for shape in OTHER_BATCHES)
+def test_other_batch_sizes_reuse_the_graph(traces, op, variant):
+    assert all(shape in traces[(op, variant)]["reused"] for shape in OTHER_BATCHES)
 
 
 @pytest.mark.parametrize("op", [op for op in OPS if not op.startswith("simam")])
 def test_squeeze_ops_reuse_the_graph_across_resolutions_and_channels(traces, op):
     # SE and ECA stream H·W > 512 in one tile size; channel counts 33..64 share a bucket
-    for channels_last in (False, True):
-        assert traces[(op, channels_last)]["reused"] == [list(shape) for shape in REUSED]
+    for variant in MAP_VARIANTS:
+        assert traces[(op, variant)]["reused"] == [list(shape) for shape in REUSED]
+
+
+@pytest.mark.parametrize("variant", WINDOW_VARIANTS)
+@pytest.mark.parametrize("op", WINDOW_OPS)
+def test_window_graph_is_reused_where_eager_plans_the_same(traces, op, variant):
+    record = traces[(op, variant)]
+    traced = list(WINDOW_TRACED[op.replace("_backward", "")][:4])
+    assert traced in record["reused"], "the traced shape does not satisfy its own guards"
+    assert [s for s in record["reused"] if s not in record["same_plan"]] == [], "a reused graph would run another plan"
+    assert 2 * len(record["reused"]) >= len(record["same_plan"]) >= 2, (record["reused"], record["same_plan"])

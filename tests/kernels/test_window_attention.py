@@ -19,6 +19,8 @@ from plugattn import kernels
 from plugattn.kernels import dispatch, launch_plan
 from plugattn.testing import assert_rel_close
 
+from .kernel_cases import assert_compiles_once
+
 wa = importlib.import_module("plugattn.kernels.window_attention_kernel")
 launcher = importlib.import_module("plugattn.kernels.window_attention_kernel.launcher")
 
@@ -344,6 +346,13 @@ def test_torch_compile_matches_eager():
     assert_rel_close(out, eager)
     for a, b in zip(compiled_grads, eager_grads):
         assert_rel_close(a, b, what="gradient")
+
+
+@pytest.mark.triton
+def test_dynamic_shapes_compile_once():
+    """One dynamic-shape graph for every batch and map size (padded, shifted windows; sizes >= 2); the
+    GPU path's trace is tests/kernels/test_dynamic_gpu_path.py."""
+    assert_compiles_once(_UsesWindowAttention(), [(2, 3, 5, 8), (3, 6, 4, 8), (4, 5, 7, 8)])
 
 
 # ----------------------------------------------------------------------------- public function

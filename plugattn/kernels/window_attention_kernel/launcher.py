@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..dispatch import interpreter_enabled
-from ..plan import DEVICES, DeviceSpec, Launch, next_power_of_2, register_planner
+from ..plan import DEVICES, DeviceSpec, Launch, cdiv, next_power_of_2, pow2_bucket, register_planner, size_hint
 from .._common import device_spec, empty_output, launch_planned, tl
 from .kernels import window_attention_bwd_kernel, window_attention_fwd_kernel
 from .reference import MASK_VALUE, cached
@@ -122,29 +122,37 @@ def _check_shape(shape: Tuple[int, ...]) -> Tuple[int, ...]:
 
 
 class Geometry:
-    """Sizes every launch derives from ``(B, H, W, C, heads, window, shift)``."""
+    """Sizes every launch derives from ``(B, H, W, C, heads, window, shift)``.
 
-    def __init__(self, shape: Tuple[int, ...], dtype: torch.dtype) -> None:
+    Under ``torch.compile(dynamic=True)`` B, H and W are symbolic (C, heads and the window come from
+    the module's parameters and arguments). Grids and kernel arguments keep them symbolic; each launch
+    decision on the window count (tile height at small batch, windows per backward program) compares
+    it with a threshold, which a trace records as one range guard (``windows >= t``): a compiled graph
+    serves every shape that makes the same decisions, e.g. every batch from 64 up at Swin-T stage 1.
+    """
+
+    def __init__(self, shape: Tuple[int, ...], dtype: torch.dtype, device: DeviceSpec) -> None:
         self.batch, self.height, self.width, self.channels, self.heads, self.window, self.shift = _check_shape(shape)
         self.dtype = dtype
         self.head_dim = self.channels // self.heads
-        self.n_win_h = -(-self.height // self.window)
-        self.n_win_w = -(-self.width // self.window)
+        self.n_win_h = cdiv(self.height, self.window)
+        self.n_win_w = cdiv(self.width, self.window)
         self.total_windows = self.batch * self.n_win_h * self.n_win_w
         self.tokens = self.window * self.window
         self.keys_main, self.keys_tail = key_pieces(self.tokens)
         self.key_slots = self.keys_main + self.keys_tail
-        self.d_pad = max(16, next_power_of_2(self.head_dim))
+        self.d_pad = max(16, pow2_bucket(self.head_dim, MAX_TRITON_HEAD_DIM))
         self.element = torch.empty((), dtype=dtype).element_size()
-        self.token_bytes = self.batch * self.height * self.width * self.channels * self.element  # T
+        self.token_bytes = size_hint(self.batch * self.height * self.width * self.channels) * self.element  # T
+        self.sm_count = device.sm_count
 
-    def block_m(self, backward: bool, sm_count: int) -> int:
+    def block_m(self, backward: bool) -> int:
         budget = SCORE_TILE[(_engine(self.dtype), "backward" if backward else "forward")]
         block = max(16, min(next_power_of_2(self.tokens), next_power_of_2(budget // self.key_slots + 1) // 2))
         least = -(-self.tokens // 16) * 16
         while block > 16 and self.query_slots(block) * 8 > least * 9:
             block //= 2  # at most 1/8 more query rows than multiples of 16 need (144 tokens: 32, not 64)
-        while not backward and block > 16 and self.total_windows * self.heads * -(-self.tokens // block) < 2 * sm_count:
+        while not backward and block > 16 and self.total_windows * self.heads * -(-self.tokens // block) < 2 * self.sm_count:
             block //= 2  # fill the chip at small batch
         return block
 
@@ -183,9 +191,9 @@ def plan_forward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool
         >>> launch.grid, launch.constexprs["BLOCK_M"], launch.constexprs["KEYS_MAIN"]
         ((64, 3, 2), 32, 64)
     """
-    geo = Geometry(shape, dtype)
-    block_m = block_m or geo.block_m(False, device.sm_count)
-    grid = (geo.total_windows, geo.heads, -(-geo.tokens // block_m))
+    geo = Geometry(shape, dtype, device)
+    block_m = block_m or geo.block_m(False)
+    grid = (geo.total_windows, geo.heads, cdiv(geo.tokens, block_m))
     # read q, k, v, write the output (4T), the bias tile once from DRAM
     moved = 4 * geo.token_bytes + geo.tile_bytes(block_m)
     return [Launch("window_attention_fwd_kernel", grid, geo.common_constexprs(block_m), geo.num_warps(block_m), moved)]
@@ -196,22 +204,23 @@ def private_slices(geo: Geometry, block_m: int, deterministic: bool) -> bool:
     return deterministic or geo.query_slots(block_m) != block_m
 
 
-def windows_per_program(geo: Geometry, block_m: int, device: DeviceSpec, deterministic: bool) -> int:
+def windows_per_program(geo: Geometry, block_m: int, deterministic: bool) -> int:
     """Windows each backward program walks (see the module docstring).
 
     Example:
-        >>> windows_per_program(Geometry((64, 56, 56, 96, 3, 7, 3), torch.bfloat16), 64, DEVICES["h100"], False)
+        >>> windows_per_program(Geometry((64, 56, 56, 96, 3, 7, 3), torch.bfloat16, DEVICES["h100"]), 64, False)
         8
     """
     single_block = geo.query_slots(block_m) == block_m
+    windows = geo.total_windows
     per_program = 1
     while (single_block and per_program < MAX_WINDOWS_PER_PROGRAM
-           and -(-geo.total_windows // (2 * per_program)) * geo.heads >= 4 * device.sm_count):
+           and cdiv(windows, 2 * per_program) * geo.heads >= 4 * geo.sm_count):
         per_program *= 2
     if private_slices(geo, block_m, deterministic):
         slice_bytes = geo.heads * geo.query_slots(block_m) * geo.key_slots * 4
-        while (-(-geo.total_windows // per_program) * slice_bytes > PARTIAL_BUDGET_BYTES
-               and -(-geo.total_windows // (2 * per_program)) * geo.heads >= 2 * device.sm_count):
+        while (cdiv(windows, per_program) * slice_bytes > PARTIAL_BUDGET_BYTES
+               and cdiv(windows, 2 * per_program) * geo.heads >= 2 * geo.sm_count):
             per_program *= 2
     return per_program
 
@@ -227,15 +236,15 @@ def plan_backward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: boo
         >>> launch.grid, launch.constexprs["WINDOWS_PER_PROGRAM"]
         ((512, 3), 8)
     """
-    geo = Geometry(shape, dtype)
-    block_m = block_m or geo.block_m(True, device.sm_count)
+    geo = Geometry(shape, dtype, device)
+    block_m = block_m or geo.block_m(True)
     deterministic = torch.are_deterministic_algorithms_enabled()
-    per_program = per_program or windows_per_program(geo, block_m, device, deterministic)
-    grid = (-(-geo.total_windows // per_program), geo.heads)
+    per_program = per_program or windows_per_program(geo, block_m, deterministic)
+    grid = (cdiv(geo.total_windows, per_program), geo.heads)
     private = private_slices(geo, block_m, deterministic)
     constexprs = dict(geo.common_constexprs(block_m), WINDOWS_PER_PROGRAM=per_program,
                       PRIVATE_SLICES=private, RELAXED=RELAXED_ATOMICS)
-    slices = grid[0] if private else 1
+    slices = size_hint(grid[0]) if private else 1
     # read q, k, v and ∂out, write ∂q, ∂k, ∂v (7T); the tile; the bias-gradient slices
     moved = 7 * geo.token_bytes + geo.tile_bytes(block_m) + slices * geo.heads * geo.query_slots(block_m) * geo.key_slots * 4
     return [Launch("window_attention_bwd_kernel", grid, constexprs, geo.num_warps(block_m, backward=True), moved,
@@ -263,19 +272,23 @@ def problem_shape(qkv: torch.Tensor, heads: int, window: int, shift: int) -> Tup
 
 def _kind_masks(window: int, shift: int, device: torch.device) -> torch.Tensor:
     """(kinds, N, N) SW-MSA masks of the four window kinds (interior, last column, last row, corner)."""
+    # built from operator calls only (no Python indexing, which sets the CUDA device): the same code
+    # then runs on fake CUDA tensors while torch.compile traces the op on a machine without a GPU
 
     def build() -> torch.Tensor:
+        tokens = window * window
         if not shift:
-            return torch.zeros(1, window * window, window * window, device=device)
+            return torch.zeros(1, tokens, tokens, device=device)
         within = torch.arange(window, device=device)
-        seam = torch.where(within < window - shift, 1, 2)  # region of a row/column in the last window row/column
+        seam = torch.where(within < window - shift, 1, 2)  # (M,) region of a row/column in the last window row/column
+        interior = torch.zeros_like(seam)
         masks = []
         for last_row in (0, 1):
             for last_col in (0, 1):
-                rows = (seam if last_row else torch.zeros_like(seam))[:, None].expand(window, window)
-                cols = (seam if last_col else torch.zeros_like(seam))[None, :].expand(window, window)
-                region = (3 * rows + cols).flatten()  # (N,)
-                masks.append((region[:, None] != region[None, :]).float() * MASK_VALUE)
+                rows = (seam if last_row else interior).unsqueeze(1)  # (M, 1)
+                cols = (seam if last_col else interior).unsqueeze(0)  # (1, M)
+                region = (3 * rows + cols).flatten()  # (M, M) -> (N,)
+                masks.append(torch.ne(region.unsqueeze(1), region.unsqueeze(0)).float() * MASK_VALUE)
         return torch.stack(masks)
 
     return cached(("kind_masks", window, shift, str(device)), build)
@@ -286,10 +299,10 @@ def bias_tile(bias: torch.Tensor, window: int, shift: int, query_slots: int, key
     call: 0 on padding query rows, −inf on padding key slots."""
     heads, tokens, _ = bias.shape
     masks = _kind_masks(window, shift, bias.device)  # (kinds, N, N)
-    tile = torch.full((masks.shape[0], heads, query_slots, key_slots), float("-inf"), device=bias.device)
-    tile[:, :, :, :tokens] = 0.0
-    tile[:, :, :tokens, :tokens] = (bias.float()[None] + masks[:, None]) * LOG2E
-    return tile
+    kinds = masks.shape[0]
+    logits = (bias.float().unsqueeze(0) + masks.unsqueeze(1)) * LOG2E  # (kinds, heads, N, N)
+    rows = torch.cat([logits, logits.new_zeros(kinds, heads, query_slots - tokens, tokens)], dim=2)
+    return torch.cat([rows, logits.new_full((kinds, heads, query_slots, key_slots - tokens), float("-inf"))], dim=3)
 
 
 def _strides(t: torch.Tensor) -> Tuple[int, ...]:
@@ -305,8 +318,9 @@ def launch_forward(qkv: torch.Tensor, bias: torch.Tensor, window: int, shift: in
     out = empty_output(qkv, shape[:3] + (shape[3],))
     if qkv.numel() == 0:
         return out
-    [plan] = plan_forward(shape, qkv.dtype, False, device_spec(qkv), **forced)
-    geo = Geometry(shape, qkv.dtype)
+    device = device_spec(qkv)
+    [plan] = plan_forward(shape, qkv.dtype, False, device, **forced)
+    geo = Geometry(shape, qkv.dtype, device)
     tile = bias_tile(bias, window, shift, plan.constexprs["QUERY_SLOTS"], geo.key_slots)
     launch_planned(
         window_attention_fwd_kernel, plan, qkv, tile, out, *_strides(qkv), *_strides(out),
@@ -324,24 +338,29 @@ def launch_backward(grad_out: torch.Tensor, qkv: torch.Tensor, bias: torch.Tenso
     dqkv = empty_output(qkv, tuple(qkv.shape))
     if qkv.numel() == 0:
         return dqkv, torch.zeros_like(bias)
-    [plan] = plan_backward(shape, qkv.dtype, False, device_spec(qkv), **forced)
-    geo = Geometry(shape, qkv.dtype)
+    device = device_spec(qkv)
+    [plan] = plan_backward(shape, qkv.dtype, False, device, **forced)
+    geo = Geometry(shape, qkv.dtype, device)
     c = plan.constexprs
     tile = bias_tile(bias, window, shift, c["QUERY_SLOTS"], geo.key_slots)
-    slices = plan.grid[0] if c["PRIVATE_SLICES"] else 1
-    single_block = c["BLOCK_M"] == c["QUERY_SLOTS"]
+    private = c["PRIVATE_SLICES"]
+    slices = plan.grid[0] if private else 1  # symbolic under torch.compile(dynamic=True): never branched on
     # zeros where the kernel adds into the buffer; a private slice of one query block is written once
-    make = empty_output if (single_block and slices > 1) else None
+    written_once = private and c["BLOCK_M"] == c["QUERY_SLOTS"]
     size = (slices, heads, c["QUERY_SLOTS"], geo.key_slots)
-    dbias = make(qkv, size, torch.float32) if make else torch.zeros(size, device=qkv.device, dtype=torch.float32)
+    dbias = (empty_output(qkv, size, torch.float32) if written_once
+             else qkv.new_zeros(size, dtype=torch.float32))
     launch_planned(
         window_attention_bwd_kernel, plan, qkv, tile, grad_out, dqkv, dbias,
         *_strides(qkv), *_strides(grad_out), *_strides(dqkv),
         geo.height, geo.width, geo.n_win_h, geo.n_win_w, heads, geo.channels, geo.head_dim,
         float(scale), float(scale) * LOG2E, geo.total_windows,
     )
-    dbias = dbias.sum(dim=0) if slices > 1 else dbias[0]  # a fixed-order reduction
-    return dqkv, dbias[:, :tokens, :tokens].to(bias.dtype).contiguous()
+    dbias = dbias.sum(dim=0) if private else dbias.squeeze(0)  # (slices, heads, Q, K) -> (heads, Q, K), fixed order
+    # operators, not indexing, .contiguous() or .to() (whose Python bindings set the CUDA device), so
+    # a trace on fake CUDA tensors runs without a GPU
+    dbias = dbias.narrow(1, 0, tokens).narrow(2, 0, tokens)  # (heads, N, N)
+    return dqkv, torch.clone(dbias.type_as(bias), memory_format=torch.contiguous_format)
 
 
 __all__ = ["MAX_TRITON_HEAD_DIM", "MAX_TRITON_WINDOW", "full_shape", "key_pieces", "launch_backward", "launch_forward",
