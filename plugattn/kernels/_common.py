@@ -420,7 +420,7 @@ def plan_channel_sums(shape: Sequence[int], dtype: torch.dtype, channels_last: b
     block_c, block_hw = stream_tile(c, h * w, channels_last)
     channel_blocks, hw_blocks = cdiv(c, block_c), cdiv(h * w, block_hw)
     splits, per_split = reduction_splits(n, channel_blocks, hw_blocks, spec.sm_count)
-    element = torch.empty((), dtype=dtype).element_size()
+    element = dtype.itemsize
     read = n * c * h * w * element * (2 if with_grad else 1)
     written = splits * n * c * 4 * (2 if with_grad else 1)
     return Launch(
@@ -440,7 +440,7 @@ def plan_channel_scale(shape: Sequence[int], dtype: torch.dtype, channels_last: 
     n, c, h, w = shape  # ints, or SymInts under torch.compile: kept symbolic (see plan.pow2_bucket)
     block_c, block_hw = stream_tile(c, h * w, channels_last)
     tiles = n * cdiv(c, block_c) * cdiv(h * w, block_hw)
-    tensor = size_hint(n * c * h * w) * torch.empty((), dtype=dtype).element_size()
+    tensor = size_hint(n * c * h * w) * dtype.itemsize
     read = 0 if tensor <= spec.l2_bytes // 2 else tensor
     return Launch(
         "channel_scale_kernel", (tiles,),

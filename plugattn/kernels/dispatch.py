@@ -25,7 +25,13 @@ from .._validate import check_choice
 
 BACKENDS = ("auto", "triton", "torch")
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_TRITON_DTYPE_NAMES = ", ".join(str(d).replace("torch.", "") for d in TRITON_DTYPES)  # for messages
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+_TRITON_DTYPE_NAMES = ", ".join(map(_dtype_name, TRITON_DTYPES))  # for messages
 
 _default_backend: Optional[str] = None  # None: read PLUGATTN_BACKEND on first use
 _default_origin: Optional[str] = None  # how the default was set, for choose_backend's reason
@@ -191,10 +197,6 @@ def _requested(requested: Optional[str]) -> Tuple[str, str]:
     return backend, _default_origin or f"default backend {backend!r}"
 
 
-def _dtype_name(x: torch.Tensor) -> str:
-    return str(x.dtype).replace("torch.", "")
-
-
 def choose_backend(op: str, x: torch.Tensor, requested: Optional[str] = None, **op_facts: object) -> BackendChoice:
     """Which implementation runs ``op`` on ``x``, and why: the one place plugattn decides it.
 
@@ -224,7 +226,7 @@ def choose_backend(op: str, x: torch.Tensor, requested: Optional[str] = None, **
         if not x.is_cuda:
             return BackendChoice("torch", f"{x.device.type} tensor")
         if not dtype_ok:
-            return BackendChoice("torch", f"dtype {_dtype_name(x)} is not one of {_TRITON_DTYPE_NAMES}")
+            return BackendChoice("torch", f"dtype {_dtype_name(x.dtype)} is not one of {_TRITON_DTYPE_NAMES}")
         if limit is not None:
             return BackendChoice("torch", f"outside the Triton kernel's limits: {limit}")
         reason = triton_unavailable_reason()
@@ -236,7 +238,7 @@ def choose_backend(op: str, x: torch.Tensor, requested: Optional[str] = None, **
     if reason is not None:
         raise RuntimeError(f"{op}: backend='triton' but {reason}")
     if not dtype_ok:
-        raise RuntimeError(f"{op}: backend='triton' supports dtypes {_TRITON_DTYPE_NAMES}, got {_dtype_name(x)}")
+        raise RuntimeError(f"{op}: backend='triton' supports dtypes {_TRITON_DTYPE_NAMES}, got {_dtype_name(x.dtype)}")
     if not (x.is_cuda or (x.device.type == "cpu" and interpreter_enabled())):
         raise RuntimeError(
             f"{op}: backend='triton' needs a CUDA tensor (or TRITON_INTERPRET=1 for CPU tensors), "

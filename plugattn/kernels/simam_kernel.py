@@ -271,7 +271,7 @@ def plan_simam(shape, dtype, channels_last, spec) -> List[Launch]:
     the guards are the tiles' buckets, the int64 bound and the choice of path (one comparison)."""
     n, c, h, w = shape
     hw = h * w
-    element = torch.empty((), dtype=dtype).element_size()
+    element = dtype.itemsize
     tensor = size_hint(n * c * hw) * element  # byte model only
     int64 = dense_needs_int64(shape)
     plane = _plane_tile(c, hw, channels_last, spec)

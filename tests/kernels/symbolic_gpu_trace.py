@@ -48,6 +48,35 @@ REUSED = ((1, 64, 56, 56), (8, 64, 56, 56), (64, 64, 40, 40), (3, 40, 64, 48), (
 WINDOW_TRACED = {"window_attention": (2, 56, 56, 288, 3, 7, 3), "window_attention_12": (2, 24, 36, 384, 4, 12, 6)}
 WINDOW_MAPS = {"window_attention": ((56, 56), (49, 63), (28, 28)), "window_attention_12": ((24, 36), (25, 37), (48, 48))}
 WINDOW_BATCHES = (1, 2, 3, 8, 64, 128)
+WINDOW_CASES = tuple(f"{traced}{suffix}" for traced in WINDOW_TRACED for suffix in ("", "_backward"))
+
+
+def _forward_case(case: str) -> str:
+    return case[: -len("_backward")] if case.endswith("_backward") else case
+
+
+def window_traced(case: str) -> Tuple[int, ...]:
+    """The traced (B, H, W, 3C, heads, window, shift) of a window case (forward or backward)."""
+    return WINDOW_TRACED[_forward_case(case)]
+
+
+def _variant_dtype(variant: str) -> Any:
+    import torch
+
+    return getattr(torch, variant.split("+")[0])
+
+
+@contextlib.contextmanager
+def _deterministic_as(variant: str):
+    """``torch.use_deterministic_algorithms`` as the variant says, restored afterwards."""
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(variant.endswith("+deterministic"))
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def _fake_cuda(mode: Any, shape: Sequence[int], dynamic: Any, channels_last: bool = False,
@@ -93,14 +122,14 @@ def _cases() -> Dict[str, Tuple[Callable, Callable]]:
         maps = feature_maps(mode, variant, 2 if backward else 1)
         return (*maps, 1e-4, None), maps[-1]
 
-    def window_inputs(mode, variant, traced, backward):
-        batch, height, width, three_c, heads, window, shift = WINDOW_TRACED[traced]
-        dtype = getattr(torch, variant.split("+")[0])
+    def window_inputs(mode, variant, case):
+        batch, height, width, three_c, heads, window, shift = window_traced(case)
+        dtype = _variant_dtype(variant)
         qkv = _fake_cuda(mode, (batch, height, width, three_c), (True, True, True, False), dtype=dtype)
         bias = _fake_cuda(mode, (heads, window * window, window * window), False)
         head_dim = three_c // (3 * heads)
         args = (qkv, bias, window, shift, head_dim ** -0.5)
-        if backward:
+        if case.endswith("_backward"):
             args = (_fake_cuda(mode, (batch, height, width, three_c // 3), (True, True, True, False), dtype=dtype),) + args
         return args, qkv
 
@@ -111,9 +140,9 @@ def _cases() -> Dict[str, Tuple[Callable, Callable]]:
         "eca_backward": (ops.eca_backward, lambda m, cl: eca_inputs(m, cl, True)),
         "simam": (ops.simam, lambda m, cl: simam_inputs(m, cl, False)),
         "simam_backward": (ops.simam_backward, lambda m, cl: simam_inputs(m, cl, True)),
-        **{f"{traced}{suffix}": (getattr(ops, "window_attention" + suffix),
-                                 lambda m, v, t=traced, b=bool(suffix): window_inputs(m, v, t, b))
-           for traced in WINDOW_TRACED for suffix in ("", "_backward")},
+        **{case: (ops.window_attention_backward if case.endswith("_backward") else ops.window_attention,
+                  lambda m, v, case=case: window_inputs(m, v, case))
+           for case in WINDOW_CASES},
     }
 
 
@@ -122,34 +151,24 @@ def variants(case: str) -> Tuple[str, ...]:
     return WINDOW_VARIANTS if case.startswith("window_attention") else MAP_VARIANTS
 
 
-def _window_case(case: str) -> str:
-    return case[: -len("_backward")] if case.endswith("_backward") else case
-
-
 def reused_shapes(case: str) -> List[List[int]]:
     """The shapes a case checks for graph reuse, as x's full shape (window attention: qkv's)."""
     if not case.startswith("window_attention"):
         return [list(s) for s in REUSED]
-    three_c = WINDOW_TRACED[_window_case(case)][3]
-    return [[batch, *hw, three_c] for hw in WINDOW_MAPS[_window_case(case)] for batch in WINDOW_BATCHES]
+    three_c = window_traced(case)[3]
+    return [[batch, *hw, three_c] for hw in WINDOW_MAPS[_forward_case(case)] for batch in WINDOW_BATCHES]
 
 
 def window_plan(case: str, variant: str, qkv_shape: Sequence[int]) -> List[Any]:
     """What the eager planner picks for a window case at a qkv shape: each launch's constexprs and warps."""
-    import torch
-
     from plugattn.kernels import plan
     from plugattn.kernels.window_attention_kernel import launcher
 
-    _, _, _, three_c, heads, window, shift = WINDOW_TRACED[_window_case(case)]
+    _, _, _, three_c, heads, window, shift = window_traced(case)
     planner = launcher.plan_backward if case.endswith("_backward") else launcher.plan_forward
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(variant.endswith("+deterministic"))
-    try:
-        launches = planner((*qkv_shape[:3], three_c // 3, heads, window, shift),
-                           getattr(torch, variant.split("+")[0]), False, plan.DEVICES["h100"])
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
+    with _deterministic_as(variant):
+        launches = planner((*qkv_shape[:3], three_c // 3, heads, window, shift), _variant_dtype(variant), False,
+                           plan.DEVICES["h100"])
     return [[sorted(launch.constexprs.items()), launch.num_warps] for launch in launches]
 
 
@@ -171,13 +190,8 @@ def trace(case: str, variant: str) -> Dict[str, Any]:
     symbols = {str(size.node.expr): i for i, size in enumerate(x.shape) if isinstance(size, torch.SymInt)}
     # a compile holds torch.compiler.is_compiling() true through AOTAutograd (no eager caches are filled)
     session = getattr(torch.compiler, "_compile_session_context", contextlib.nullcontext)
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(variant.endswith("+deterministic"))
-    try:
-        with mode, session():
-            graph = make_fx(dispatch_functionalize(lambda *a: op(*a)), tracing_mode="real")(*args)
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
+    with _deterministic_as(variant), mode, session():
+        graph = make_fx(dispatch_functionalize(lambda *a: op(*a)), tracing_mode="real")(*args)
     launches = sum("triton_kernel_wrapper" in str(node.target) for node in graph.graph.nodes)
     distinct = sorted({str(g.expr): g.expr for g in shape_env.guards if str(g.expr) != "True"}.items())
     # Eq(weight size, x size): SE's weights get symbols of their own here (a compile's parameters do not)

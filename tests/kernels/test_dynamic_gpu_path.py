@@ -33,12 +33,13 @@ from typing import Dict, List
 
 import pytest
 
-from .symbolic_gpu_trace import MAP_VARIANTS, REUSED, RESULT_PREFIX, TRACED, WINDOW_TRACED, WINDOW_VARIANTS
+from .symbolic_gpu_trace import (MAP_VARIANTS, REUSED, RESULT_PREFIX, TRACED, WINDOW_CASES, WINDOW_VARIANTS,
+                                 window_traced)
 
 SCRIPT = Path(__file__).with_name("symbolic_gpu_trace.py")
 MAX_GUARDS = 9
 OPS = ("se", "se_backward", "eca", "eca_backward", "simam", "simam_backward")
-WINDOW_OPS = tuple(f"{case}{suffix}" for case in WINDOW_TRACED for suffix in ("", "_backward"))
+WINDOW_OPS = WINDOW_CASES
 OTHER_BATCHES = [[n, *TRACED[1:]] for n in (1, 8)]
 CASES = [(op, variant) for op in OPS for variant in MAP_VARIANTS] + [
     (op, variant) for op in WINDOW_OPS for variant in WINDOW_VARIANTS]
@@ -84,7 +85,7 @@ def test_squeeze_ops_reuse_the_graph_across_resolutions_and_channels(traces, op)
 @pytest.mark.parametrize("op", WINDOW_OPS)
 def test_window_graph_is_reused_where_eager_plans_the_same(traces, op, variant):
     record = traces[(op, variant)]
-    traced = list(WINDOW_TRACED[op.replace("_backward", "")][:4])
+    traced = list(window_traced(op)[:4])
     assert traced in record["reused"], "the traced shape does not satisfy its own guards"
     assert [s for s in record["reused"] if s not in record["same_plan"]] == [], "a reused graph would run another plan"
     assert 2 * len(record["reused"]) >= len(record["same_plan"]) >= 2, (record["reused"], record["same_plan"])

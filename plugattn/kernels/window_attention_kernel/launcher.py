@@ -142,7 +142,7 @@ class Geometry:
         self.keys_main, self.keys_tail = key_pieces(self.tokens)
         self.key_slots = self.keys_main + self.keys_tail
         self.d_pad = max(16, pow2_bucket(self.head_dim, MAX_TRITON_HEAD_DIM))
-        self.element = torch.empty((), dtype=dtype).element_size()
+        self.element = dtype.itemsize
         self.token_bytes = size_hint(self.batch * self.height * self.width * self.channels) * self.element  # T
         self.sm_count = device.sm_count
 
@@ -191,12 +191,15 @@ def plan_forward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool
         >>> launch.grid, launch.constexprs["BLOCK_M"], launch.constexprs["KEYS_MAIN"]
         ((64, 3, 2), 32, 64)
     """
-    geo = Geometry(shape, dtype, device)
+    return [_forward_launch(Geometry(shape, dtype, device), block_m)]
+
+
+def _forward_launch(geo: Geometry, block_m: Optional[int] = None) -> Launch:
     block_m = block_m or geo.block_m(False)
     grid = (geo.total_windows, geo.heads, cdiv(geo.tokens, block_m))
     # read q, k, v, write the output (4T), the bias tile once from DRAM
     moved = 4 * geo.token_bytes + geo.tile_bytes(block_m)
-    return [Launch("window_attention_fwd_kernel", grid, geo.common_constexprs(block_m), geo.num_warps(block_m), moved)]
+    return Launch("window_attention_fwd_kernel", grid, geo.common_constexprs(block_m), geo.num_warps(block_m), moved)
 
 
 def private_slices(geo: Geometry, block_m: int, deterministic: bool) -> bool:
@@ -236,7 +239,10 @@ def plan_backward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: boo
         >>> launch.grid, launch.constexprs["WINDOWS_PER_PROGRAM"]
         ((512, 3), 8)
     """
-    geo = Geometry(shape, dtype, device)
+    return [_backward_launch(Geometry(shape, dtype, device), block_m, per_program)]
+
+
+def _backward_launch(geo: Geometry, block_m: Optional[int] = None, per_program: Optional[int] = None) -> Launch:
     block_m = block_m or geo.block_m(True)
     deterministic = torch.are_deterministic_algorithms_enabled()
     per_program = per_program or windows_per_program(geo, block_m, deterministic)
@@ -247,8 +253,8 @@ def plan_backward(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: boo
     slices = size_hint(grid[0]) if private else 1
     # read q, k, v and ∂out, write ∂q, ∂k, ∂v (7T); the tile; the bias-gradient slices
     moved = 7 * geo.token_bytes + geo.tile_bytes(block_m) + slices * geo.heads * geo.query_slots(block_m) * geo.key_slots * 4
-    return [Launch("window_attention_bwd_kernel", grid, constexprs, geo.num_warps(block_m, backward=True), moved,
-                   phase="backward")]
+    return Launch("window_attention_bwd_kernel", grid, constexprs, geo.num_warps(block_m, backward=True), moved,
+                  phase="backward")
 
 
 @register_planner("window_attention")
@@ -318,9 +324,8 @@ def launch_forward(qkv: torch.Tensor, bias: torch.Tensor, window: int, shift: in
     out = empty_output(qkv, shape[:3] + (shape[3],))
     if qkv.numel() == 0:
         return out
-    device = device_spec(qkv)
-    [plan] = plan_forward(shape, qkv.dtype, False, device, **forced)
-    geo = Geometry(shape, qkv.dtype, device)
+    geo = Geometry(shape, qkv.dtype, device_spec(qkv))
+    plan = _forward_launch(geo, **forced)
     tile = bias_tile(bias, window, shift, plan.constexprs["QUERY_SLOTS"], geo.key_slots)
     launch_planned(
         window_attention_fwd_kernel, plan, qkv, tile, out, *_strides(qkv), *_strides(out),
@@ -338,9 +343,8 @@ def launch_backward(grad_out: torch.Tensor, qkv: torch.Tensor, bias: torch.Tenso
     dqkv = empty_output(qkv, tuple(qkv.shape))
     if qkv.numel() == 0:
         return dqkv, torch.zeros_like(bias)
-    device = device_spec(qkv)
-    [plan] = plan_backward(shape, qkv.dtype, False, device, **forced)
-    geo = Geometry(shape, qkv.dtype, device)
+    geo = Geometry(shape, qkv.dtype, device_spec(qkv))
+    plan = _backward_launch(geo, **forced)
     c = plan.constexprs
     tile = bias_tile(bias, window, shift, c["QUERY_SLOTS"], geo.key_slots)
     private = c["PRIVATE_SLICES"]
